@@ -5,6 +5,12 @@
 
 The field model shared with the CLI and the policy pack is ``pulumi_cloudtasks.spec``.
 """
+import warnings
+
+# google-api-core warns at import time that Python 3.11 support ends in 2027: noise in every CLI
+# error line and provider log, and nothing a user of this package can act on.
+warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
+
 from .task import (TASK_TYPE_TOKEN, AppEngineHttpRequestArgs, AppEngineRoutingArgs, HttpMethod,
                    HttpRequestArgs, OAuthTokenArgs, OidcTokenArgs, Task, TaskArgs)
 
