@@ -181,8 +181,18 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+# Header values that identify the request and never carry a credential; every other value (user
+# headers such as X-Api-Key, Authorization, cookies) is logged as <redacted>.
+_LOGGABLE_HEADERS = frozenset({"host", "content-type", "content-length", "user-agent"})
+_LOGGABLE_PREFIXES = ("x-cloudtasks-", "x-appengine-")
+
+
+def _loggable(name: str) -> bool:
+    lower = name.lower()
+    return lower in _LOGGABLE_HEADERS or lower.startswith(_LOGGABLE_PREFIXES)
+
+
 def redacted(prepared: Prepared) -> str:
-    """A log line for the request: header names only for Authorization, never the body."""
-    headers = ", ".join(f"{k}: <redacted>" if k.lower() == "authorization" else f"{k}: {v}"
-                        for k, v in prepared.headers)
+    """A log line for the request: values only of headers known to be harmless, never the body."""
+    headers = ", ".join(f"{k}: {v}" if _loggable(k) else f"{k}: <redacted>" for k, v in prepared.headers)
     return f"{prepared.method} {prepared.url} [{headers}] body={len(prepared.body)} bytes"

@@ -4,10 +4,17 @@ from __future__ import annotations
 import grpc
 
 
+# A gRPC status message travels in a header; past ~8-16 KB clients drop the status itself, so an
+# error quoting a huge input is shortened rather than turned into RESOURCE_EXHAUSTED.
+MAX_MESSAGE_CHARS = 1024
+
+
 class ApiError(Exception):
     """A Cloud Tasks API error: a canonical gRPC code and the message the real service would send."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 1] + "\u2026"
         super().__init__(message)
         self.code = code
         self.message = message

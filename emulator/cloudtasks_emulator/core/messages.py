@@ -58,6 +58,20 @@ def method_name(value: int) -> str | None:
         return str(value)  # an unknown enum number: rules report it as an unknown method
 
 
+def value_violations(message: Any, fields: tuple[str, ...], prefix: str = "") -> list[rules.Violation]:
+    """Out-of-range Timestamp/Duration ``fields`` of ``message``: checked before any conversion."""
+    out: list[rules.Violation] = []
+    for name in fields:
+        if not message.HasField(name):
+            continue
+        value = getattr(message, name)
+        check = rules.timestamp_error if isinstance(value, Timestamp) else rules.duration_error
+        error = check(prefix + name, value.seconds, value.nanos)
+        if error:
+            out.append(rules.Violation(prefix + name, error))
+    return out
+
+
 def rule_view(task: Task) -> dict[str, Any]:  # type: ignore[valid-type]
     """The task in the plain shape ``rules.validate_task`` reads."""
     out: dict[str, Any] = {
@@ -155,6 +169,9 @@ UPDATABLE_QUEUE_FIELDS = ("app_engine_routing_override", "rate_limits", "retry_c
 def queue_violations(queue: Queue) -> list[rules.Violation]:  # type: ignore[valid-type]
     rate = queue.rate_limits
     retry = queue.retry_config
+    durations = value_violations(retry, ("min_backoff", "max_backoff", "max_retry_duration"), "retry_config.")
+    if durations:  # converting them would overflow
+        return durations
     rate_values = {
         "max_dispatches_per_second": rate.max_dispatches_per_second if rate.max_dispatches_per_second else None,
         "max_concurrent_dispatches": rate.max_concurrent_dispatches if rate.max_concurrent_dispatches else None,

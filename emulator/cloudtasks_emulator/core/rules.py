@@ -101,6 +101,28 @@ def short_id(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
+# --- Well-known protobuf values ------------------------------------------------------------------
+
+# google.protobuf.Timestamp covers 0001-01-01 to 9999-12-31; Duration +-10 000 years.
+TIMESTAMP_SECONDS_RANGE = (-62135596800, 253402300799)
+DURATION_SECONDS_LIMIT = 315576000000
+
+
+def timestamp_error(field: str, seconds: int, nanos: int) -> str | None:
+    low, high = TIMESTAMP_SECONDS_RANGE
+    if low <= seconds <= high and 0 <= nanos < 10**9:
+        return None
+    return f"{field} is not a valid timestamp: it must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z."
+
+
+def duration_error(field: str, seconds: int, nanos: int) -> str | None:
+    if abs(seconds) <= DURATION_SECONDS_LIMIT and abs(nanos) < 10**9 and (seconds * nanos >= 0):
+        if seconds >= 0 and nanos >= 0:
+            return None
+        return f"{field} must not be negative."
+    return f"{field} is not a valid duration: it must be within +-{DURATION_SECONDS_LIMIT}s."
+
+
 # --- Task limits -------------------------------------------------------------------------------
 
 MAX_URL_LENGTH = 2083

@@ -246,6 +246,7 @@ class CloudTasksService:
         if rules.task_size_error(task.ByteSize()):
             raise invalid_argument(rules.TASK_SIZE_MESSAGE)
         now = self._now()
+        _check_violations(m.value_violations(task, ("schedule_time", "dispatch_deadline")))
         _check_violations(rules.validate_task(m.rule_view(task), to_datetime(now)))
         for field in ("create_time", "dispatch_count", "response_count", "first_attempt", "last_attempt", "view"):
             task.ClearField(field)  # output-only

@@ -65,9 +65,13 @@ class Store:
             self._tempdir = tempfile.TemporaryDirectory(prefix="cloudtasks-emulator-")
             directory, durable = self._tempdir.name, False
         else:
-            os.makedirs(data_dir, exist_ok=True)
+            os.makedirs(data_dir, mode=0o700, exist_ok=True)
             directory, durable = data_dir, True
         self.path = os.path.join(directory, DB_FILE_NAME)
+        # Task bodies and headers may hold secrets: owner-only, whatever the umask (SQLite gives its
+        # -wal/-shm files the database file's mode).
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(self.path, 0o600)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
