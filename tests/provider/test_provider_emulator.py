@@ -16,8 +16,8 @@ from provider_helpers import QUEUE, http_props
 from pulumi_cloudtasks import client, spec
 from pulumi_cloudtasks.provider import TaskProvider
 
-testing = pytest.importorskip("cloudtasks_emulator.testing")
-from cloudtasks_emulator.core.clock import ManualClock  # noqa: E402
+from cloudtasks_emulator import testing
+from cloudtasks_emulator.core.clock import ManualClock
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("ct_example_worker", ROOT / "examples" / "worker.py")
@@ -118,9 +118,11 @@ def test_scheduled_task_deleted_before_it_runs_is_never_dispatched(emu: Any, tmp
     try:
         id_, outs = create(http_props(url=worker.url + "/later", schedule_time=later(30)))
         P.delete(id_, outs)
+        # A sentinel due after the deleted task: once it arrives, the deleted one would have too.
+        create(http_props(url=worker.url + "/sentinel", schedule_time=later(40)))
         emu.clock.advance(120)
-        time.sleep(1.0)
-        assert worker.requests() == []
+        seen = worker.wait_for(1)
+        assert [r["path"] for r in seen] == ["/sentinel"]
         assert P.read(id_, outs).outs["status"] == "gone"
     finally:
         worker.stop()
@@ -177,5 +179,50 @@ def test_already_exists_after_a_lost_reply_is_adopted(monkeypatch: pytest.Monkey
             # A different spec under the same name is refused, not adopted.
             with pytest.raises(RuntimeError, match="already exists with a different"):
                 create(http_props(task_id="lost-reply", url="https://elsewhere.example/", schedule_time=later(600)))
+        finally:
+            client.set_emulator_host(None)
+
+
+def test_read_falls_back_to_the_basic_view_without_full_view_permission(
+        emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.api_core import exceptions
+    from google.cloud import tasks_v2
+
+    id_, outs = create(http_props(schedule_time=later(600)))
+    real_get = client.get_task
+    views: list[Any] = []
+
+    def get_without_full_view(name: str, view: Any = tasks_v2.Task.View.FULL, **kw: Any) -> Any:
+        views.append(view)
+        if view == tasks_v2.Task.View.FULL:
+            raise exceptions.PermissionDenied("cloudtasks.tasks.fullView denied")
+        return real_get(name, view, **kw)
+
+    monkeypatch.setattr(client, "get_task", get_without_full_view)
+    read = P.read(id_, outs).outs
+    assert views == [tasks_v2.Task.View.FULL, tasks_v2.Task.View.BASIC]
+    assert read["view"] == "BASIC" and read["status"] == "scheduled"
+    # The body is missing under BASIC, which is not drift: nothing to replace.
+    assert spec.changed_fields(spec.spec_from_state(read), spec.normalize(outs)[0]) == []
+
+
+def test_reads_and_deletes_retry_deadline_exceeded_until_they_succeed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudtasks_emulator.core.faults import FaultInjector
+    monkeypatch.delenv(client.EMULATOR_ENV, raising=False)
+    faults = FaultInjector()
+    with testing.run_emulator(queues=[QUEUE], faults=faults) as emu:
+        client.set_emulator_host(emu.grpc_target)
+        try:
+            id_, outs = create(http_props(schedule_time=later(600)))
+            faults.configure_json({"seed": 3, "rules": {
+                "GetTask": {"error": 0.5, "code": "DEADLINE_EXCEEDED"},
+                "DeleteTask": {"error": 0.5, "code": "DEADLINE_EXCEEDED"}}})
+            for _ in range(5):
+                assert P.read(id_, outs).outs["status"] == "scheduled"
+            P.delete(id_, outs)
+            counters = faults.snapshot()["counters"]
+            assert counters["GetTask"]["errors"] >= 1 and counters["DeleteTask"]["calls"] >= 1, counters
+            faults.clear()
+            assert P.read(id_, outs).outs["status"] == "gone"
         finally:
             client.set_emulator_host(None)

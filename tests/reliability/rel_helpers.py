@@ -208,10 +208,6 @@ def vm_rss_kib(pid: int) -> int:
 
 # --- Ephemeral stacks -------------------------------------------------------------------------------
 
-def pulumi_available() -> bool:
-    return (TOOLS_BIN / "pulumi").exists() or shutil.which("pulumi") is not None
-
-
 def pulumi_env(backend: Path) -> dict[str, str]:
     """The environment of the Pulumi CLI: our built CLI and venv first, a file backend in tmp."""
     path = os.pathsep.join([str(TOOLS_BIN), str(VENV / "bin"), os.environ.get("PATH", "")])

@@ -18,13 +18,12 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rel_helpers import QUEUE, make_stack, pulumi_available, state_resources
+from rel_helpers import QUEUE, make_stack, state_resources
 
 from cloudtasks_emulator.core.faults import FaultInjector, parse_spec
 from cloudtasks_emulator.testing import make_client, run_emulator
 
-pytestmark = [pytest.mark.slow, pytest.mark.stack,
-              pytest.mark.skipif(not pulumi_available(), reason="no Pulumi CLI (tools/build-pulumi.sh)")]
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
 COUNT = 100
 SEED = 6

@@ -12,13 +12,12 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rel_helpers import QUEUE, EmulatorProcess, RecordingWorker, make_stack, pulumi_available, state_resources, wait_until
+from rel_helpers import QUEUE, EmulatorProcess, RecordingWorker, make_stack, state_resources, wait_until
 
 from pulumi_cloudtasks import cli
 from cloudtasks_emulator.testing import make_client
 
-pytestmark = [pytest.mark.slow, pytest.mark.stack,
-              pytest.mark.skipif(not pulumi_available(), reason="no Pulumi CLI (tools/build-pulumi.sh)")]
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
 
 def _cli(*argv: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +18,6 @@ from pulumi_cloudtasks.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "examples" / "worker.py"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if shutil.which("pulumi") is None:
-        skip = pytest.mark.skip(reason="the Pulumi CLI is not on PATH: run through scripts/test.sh")
-        for item in items:
-            if item.get_closest_marker("stack"):
-                item.add_marker(skip)
 
 
 class Worker:

@@ -32,7 +32,6 @@ class Mocks(pulumi.runtime.Mocks):
 
 @pytest.fixture
 def program_outputs():
-    pytest.importorskip("pulumi_gcp")
     registered.clear()
     pulumi.runtime.set_mocks(Mocks(), project=PROJECT, stack="test", preview=False)
     pulumi.runtime.set_all_config({
