@@ -80,8 +80,10 @@ class TaskProvider(ResourceProvider):
     # --- CRUD --------------------------------------------------------------------------------------
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        task_spec, failures = spec.normalize(props)
-        if failures:  # check already said so; never send a request the service would reject
+        # The engine only creates what check accepted, so the service rules are not applied again
+        # (that would double the provider's share of a create); the service still has the last word.
+        task_spec, failures = spec.normalize(props, check_rules=False)
+        if failures:
             raise ValueError("; ".join(f"{p}: {r}" for p, r in failures))
         message = spec.to_api_task(task_spec)
         try:

@@ -133,12 +133,17 @@ def _seconds(text: str) -> float:
 
 # --- normalize -----------------------------------------------------------------------------------
 
-def normalize(props: Mapping[str, Any], now: datetime | None = None) -> tuple[dict[str, Any], list[Failure]]:
-    """Canonical spec and failures of raw input props; never raises (see the module docstring)."""
+def normalize(props: Mapping[str, Any], now: datetime | None = None, *,
+              check_rules: bool = True) -> tuple[dict[str, Any], list[Failure]]:
+    """Canonical spec and failures of raw input props; never raises (see the module docstring).
+
+    ``check_rules=False`` only canonicalises (shape and type failures are still reported): for
+    inputs that already went through ``check``, where the service rules were applied.
+    """
     failures: list[Failure] = []
     try:
         spec = _normalize(props, failures)
-        if not failures:
+        if not failures and check_rules:
             failures.extend(validate(spec, now))
     except Exception as exc:  # a bug must surface as a failure, not crash check or a policy
         return {}, failures + [("", f"could not normalise the task: {exc!r}")]
