@@ -115,7 +115,10 @@ def tasks_list(ctx: Context) -> None:
     request = {"parent": queue_name(args.queue_arg, args), "response_view": VIEWS[args.view],
                "page_size": args.page_size or 0}
     # islice stops the pager: with --limit only the pages needed are fetched.
-    records = [fmt.redact(fmt.task_record(t)) for t in islice(ctx.call("list_tasks", request), args.limit)]
+    records = [fmt.task_record(t) for t in islice(ctx.call("list_tasks", request), args.limit)]
+    # Bodies and secret headers only on explicit request for the full JSON, as for describe.
+    if not (ctx.json and args.view == "full"):
+        records = [fmt.redact(r) for r in records]
     if ctx.json:
         fmt.write_json(ctx.out, records)
     elif records:

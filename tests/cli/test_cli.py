@@ -178,8 +178,13 @@ def test_describe_hides_body_and_secret_headers_unless_full_json_is_asked(run: C
     assert full["http_request"]["body"] == "top-secret-body"
     assert full["http_request"]["headers"]["Authorization"] == "Bearer s3cret"
 
-    listed = run("tasks", "list", queue, "--view", "full", "--format", "json").out
-    assert "s3cret" not in listed and "top-secret-body" not in listed
+    listed_table = run("tasks", "list", queue, "--view", "full").out
+    assert "s3cret" not in listed_table and "top-secret-body" not in listed_table
+    listed_basic = run("tasks", "list", queue, "--format", "json").out
+    assert "s3cret" not in listed_basic and "top-secret-body" not in listed_basic
+    # Listing with the full view as JSON is, like describe, an explicit request for everything.
+    listed_full = run("tasks", "list", queue, "--view", "full", "--format", "json").json()
+    assert [t["http_request"]["body"] for t in listed_full] == ["top-secret-body"]
 
 
 def test_short_task_id_resolves_and_global_flags_work_before_the_subcommand(run: Callable[..., Result], queue: str) -> None:
