@@ -35,7 +35,9 @@ class EmulatorConfig:
     name_reservation: float = rules.DEFAULT_NAME_RESERVATION_SECONDS
     app_engine_url: str = "http://127.0.0.1:8080"
     clock: Clock | None = None
-    grpc_workers: int = 32
+    # gRPC handler threads. The core is GIL-bound behind one store lock: more threads than this only
+    # queue up on that lock (and a full pool holds further calls in grpcio's queue, not rejected).
+    grpc_workers: int = 8
     dispatch_workers: int = 100
     faults: Any | None = None  # a FaultInjector (before_call/after_commit); default: one with no rules
 

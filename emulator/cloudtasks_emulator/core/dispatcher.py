@@ -85,6 +85,9 @@ class Dispatcher:
         self._pool = _Pool(workers)
         self._cond = threading.Condition()
         self._dirty = False
+        # When the scheduler will look again on its own (clock seconds; inf: not until woken); None
+        # while it is planning, when every wake counts. Guarded by _cond.
+        self._wake_at: float | None = None
         self._running = False
         self._thread: threading.Thread | None = None
         self._buckets: dict[str, _Bucket] = {}
@@ -104,9 +107,13 @@ class Dispatcher:
             self._thread.join(timeout=5)
         self._pool.stop()
 
-    def wake(self) -> None:
-        """Something changed (a task, a queue, a finished attempt): re-plan now."""
+    def wake(self, due: float | None = None) -> None:
+        """Something changed (a task, a queue, a finished attempt): re-plan now. ``due``: the only
+        change is a new task due then, which needs a re-plan only when the scheduler would otherwise
+        look again later than that (the task is committed before this is called)."""
         with self._cond:
+            if due is not None and self._wake_at is not None and due >= self._wake_at:
+                return
             self._dirty = True
             self._cond.notify_all()
 
@@ -133,19 +140,23 @@ class Dispatcher:
                 if not self._running:
                     return
                 self._dirty = False
+                self._wake_at = None  # planning: any change from now on needs another cycle
             try:
-                timeout = self._plan()
+                next_at = self._plan()
             except Exception:  # e.g. the database closed under us at shutdown; retry shortly
                 log.exception("scheduler cycle failed")
-                timeout = 1.0
+                next_at = self.clock.now() + 1.0
             with self._cond:
                 if not self._running:
                     return
                 if not self._dirty:
+                    self._wake_at = float("inf") if next_at is None else next_at
+                    timeout = None if next_at is None else max(0.0, next_at - self.clock.now())
                     self.clock.wait(self._cond, timeout)
 
     def _plan(self) -> float | None:
-        """Dispatch what may go now; seconds until the next reason to look again (None: none)."""
+        """Dispatch what may go now; the clock time of the next reason to look again (None: none).
+        Reads first: the claiming write transaction runs only when a task is due and may go."""
         now = self.clock.now()
         next_at: float | None = None
         queues = self.store.all_queues()
@@ -157,20 +168,25 @@ class Dispatcher:
             bucket = self._buckets.setdefault(queue.name, _Bucket(limits.max_burst_size, now))
             bucket.refill(now, limits.max_dispatches_per_second, limits.max_burst_size)
             free = limits.max_concurrent_dispatches - self.inflight(queue.name)
-            wanted = min(int(bucket.tokens), free)
-            claims = self.store.claim_due(queue.name, now, wanted, m.timestamp(now, 1000)) if wanted > 0 else []
-            bucket.tokens -= len(claims)
-            for claim in claims:
-                self._start(claim)
-            if free - len(claims) <= 0:
+            if free <= 0:
                 continue  # a finishing attempt wakes the scheduler
             due = self.store.next_due(queue.name)
+            claims = []
+            if due is not None and due <= now and (wanted := min(int(bucket.tokens), free)) > 0:
+                claims = self.store.claim_due(queue.name, now, wanted, m.timestamp(now, 1000))
+                bucket.tokens -= len(claims)
+                for claim in claims:
+                    self._start(claim)
+            if free - len(claims) <= 0:
+                continue  # a finishing attempt wakes the scheduler
+            if claims:
+                due = self.store.next_due(queue.name)
             if due is None:
                 continue
             if due <= now:  # due, but the bucket is empty
                 due = now + max((1.0 - bucket.tokens) / limits.max_dispatches_per_second, MIN_TICK)
             next_at = due if next_at is None else min(next_at, due)
-        return None if next_at is None else max(0.0, next_at - now)
+        return next_at
 
     def _start(self, claim: Claim) -> None:
         with self._inflight_lock:

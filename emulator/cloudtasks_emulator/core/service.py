@@ -38,7 +38,7 @@ class Faults(Protocol):
 
 
 class Dispatch(Protocol):
-    def wake(self) -> None: ...
+    def wake(self, due: float | None = None) -> None: ...
     def run_now(self, name: str) -> Any: ...
 
 
@@ -69,9 +69,10 @@ class CloudTasksService:
     def _now(self) -> float:
         return self.clock.now()
 
-    def _wake(self) -> None:
+    def _wake(self, due: float | None = None) -> None:
+        """Tell the dispatcher something changed; ``due``: only a task due then was added."""
         if self.dispatcher is not None:
-            self.dispatcher.wake()
+            self.dispatcher.wake(due)
 
     # --- Queues ----------------------------------------------------------------------------------
 
@@ -250,18 +251,28 @@ class CloudTasksService:
         _check_violations(rules.validate_task(m.rule_view(task), to_datetime(now)))
         for field in ("create_time", "dispatch_count", "response_count", "first_attempt", "last_attempt", "view"):
             task.ClearField(field)  # output-only
-        queue = self._ensure_queue(parent)
-        if task.HasField("app_engine_http_request") and queue.HasField("app_engine_routing_override"):
-            task.app_engine_http_request.app_engine_routing.CopyFrom(queue.app_engine_routing_override)
-        m.fill_task_defaults(task, now, self.app_engine_host)
-        outcome = self.store.create_task(task, parent, m.epoch(task.schedule_time), now, now)
-        if outcome == "no-queue":  # deleted between the check and the insert
+        app_engine = task.HasField("app_engine_http_request")
+
+        def prepare(queue: Any) -> float:
+            if queue is not None and queue.HasField("app_engine_routing_override"):
+                task.app_engine_http_request.app_engine_routing.CopyFrom(queue.app_engine_routing_override)
+            m.fill_task_defaults(task, now, self.app_engine_host)
+            return m.epoch(task.schedule_time)
+
+        auto_queue = None
+        if self.auto_create_queues:
+            auto_queue = m.Queue(name=parent)
+            m.fill_queue_defaults(auto_queue)
+        # One store transaction: queue check (+ its routing override, + auto-creation), name checks, insert.
+        outcome = self.store.create_task(task, parent, now, now, prepare=prepare, with_queue=app_engine,
+                                         auto_queue=auto_queue)
+        if outcome == "no-queue":
             raise not_found(QUEUE_MISSING)
         if outcome == "exists":
             raise already_exists()
         if outcome == "reserved":
             raise already_exists(TASK_RESERVED)
-        self._wake()
+        self._wake(m.epoch(task.schedule_time))
         return m.with_view(task, request.response_view)
 
     def delete_task(self, request: Any) -> Any:

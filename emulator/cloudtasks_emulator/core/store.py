@@ -14,7 +14,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from google.cloud import tasks_v2
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -168,21 +168,62 @@ class Store:
 
     # --- Tasks -----------------------------------------------------------------------------------
 
-    def create_task(self, task: Task, queue: str, schedule: float, created: float, now: float) -> str | None:  # type: ignore[valid-type]
-        """Insert ``task``; "exists", "reserved" or "no-queue" when it cannot be."""
+    _INSERT_TASK = (
+        "INSERT INTO tasks (name, queue, seq, schedule, created, data) SELECT ?, ?, ?, ?, ?, ? "
+        "WHERE EXISTS (SELECT 1 FROM queues WHERE name = ?) "
+        "AND NOT EXISTS (SELECT 1 FROM reservations WHERE name = ? AND expires > ?)"
+    )
+
+    def create_task(self, task: Task, queue: str, created: float, now: float, *,  # type: ignore[valid-type]
+                    prepare: Callable[[Queue | None], float], with_queue: bool = False,  # type: ignore[valid-type]
+                    auto_queue: Queue | None = None) -> str | None:  # type: ignore[valid-type]
+        """Insert ``task`` into ``queue``; "exists", "reserved" or "no-queue" when it cannot be.
+
+        ``prepare(queue)`` completes the task before it is stored and returns its schedule time (epoch
+        seconds); it gets the stored queue when ``with_queue`` (read in the same transaction as the
+        insert), else None. ``auto_queue`` is inserted when the queue is missing, instead of "no-queue".
+        The common case (neither) is a single autocommit INSERT whose conditions check the queue and
+        the name reservation; a taken name shows as a primary-key violation. Either way the row is
+        committed before this returns."""
+        if not with_queue and auto_queue is None:
+            schedule = prepare(None)
+            data = task.SerializeToString()
+            with self._lock:
+                return self._insert_task(self._db, task.name, queue, schedule, created, now, data)
         with self._tx() as db:
-            if not db.execute("SELECT 1 FROM queues WHERE name = ?", (queue,)).fetchone():
-                return "no-queue"
-            if db.execute("SELECT 1 FROM tasks WHERE name = ?", (task.name,)).fetchone():
-                return "exists"
-            if db.execute("SELECT 1 FROM reservations WHERE name = ? AND expires > ?", (task.name, now)).fetchone():
-                return "reserved"
-            self._seq += 1
-            db.execute(
-                "INSERT INTO tasks (name, queue, seq, schedule, created, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (task.name, queue, self._seq, schedule, created, task.SerializeToString()),
-            )
+            row = db.execute("SELECT data FROM queues WHERE name = ?", (queue,)).fetchone()
+            stored: Queue | None = None  # type: ignore[valid-type]
+            if row is None:
+                if auto_queue is None:
+                    return "no-queue"
+                # Auto-creation ignores the queue name's reservation.
+                db.execute("INSERT INTO queues (name, data) VALUES (?, ?)", (queue, auto_queue.SerializeToString()))
+                stored = auto_queue
+            elif with_queue:
+                stored = Queue.FromString(row[0])
+            schedule = prepare(stored if with_queue else None)
+            return self._insert_task(db, task.name, queue, schedule, created, now, task.SerializeToString())
+
+    def _insert_task(self, db: sqlite3.Connection, name: str, queue: str, schedule: float, created: float,
+                     now: float, data: bytes) -> str | None:
+        """The task row, if its queue exists and its name is neither taken nor reserved (lock held)."""
+        self._seq += 1  # a failed insert leaves a gap: seq only has to be unique and increasing
+        try:
+            inserted = db.execute(self._INSERT_TASK, (name, queue, self._seq, schedule, created, data,
+                                                      queue, name, now)).rowcount
+        except sqlite3.IntegrityError as exc:
+            if "tasks.name" not in str(exc):
+                raise
+            return "exists"
+        if inserted:
             return None
+        # Not inserted: say why, in the order the service checks (queue, name taken, reservation).
+        has_queue, exists = db.execute(
+            "SELECT EXISTS (SELECT 1 FROM queues WHERE name = ?), EXISTS (SELECT 1 FROM tasks WHERE name = ?)",
+            (queue, name)).fetchone()
+        if not has_queue:
+            return "no-queue"
+        return "exists" if exists else "reserved"
 
     def get_task(self, name: str) -> Task | None:  # type: ignore[valid-type]
         rows = self._query("SELECT data FROM tasks WHERE name = ?", (name,))
