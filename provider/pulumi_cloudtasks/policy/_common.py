@@ -17,7 +17,7 @@ import binascii
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from pulumi_policy import ReportViolation
+from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationPolicy)
 from pulumi_policy.proxy import _DictProxy, _ListProxy, _is_unknown
 from pulumi_policy.secret import Secret
 
@@ -182,3 +182,11 @@ def number(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     return float(value)
+
+
+def resource_policy(name: str, description: str, level: EnforcementLevel,
+                    schema: Mapping[str, Mapping[str, Any]], check: Callable[..., None]) -> ResourceValidationPolicy:
+    """A Task rule as a pulumi-policy resource policy: its config schema checked and defaulted."""
+    return ResourceValidationPolicy(name=name, description=description, enforcement_level=level,
+                                    config_schema=PolicyConfigSchema(schema),
+                                    validate=with_config(name, schema, check))

@@ -6,12 +6,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from cloudtasks_emulator.core import rules
-from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationPolicy,
-                           StackValidationPolicy)
+from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ReportViolation, StackValidationPolicy
 
 from .. import spec
 from ._common import (REDACTED, TASK_TYPE_TOKEN, Reporter, body_bytes, config_of, known, number, origin,
-                      report_unknown_config, target, task_props, with_config)
+                      report_unknown_config, resource_policy, target, task_props)
 
 # --- cloudtasks-service-limits ---------------------------------------------------------------------
 
@@ -180,18 +179,11 @@ def check_stack_task_count(args: Any, report: ReportViolation) -> None:
 
 
 POLICIES = [
-    ResourceValidationPolicy(
-        name=SERVICE_LIMITS,
-        description="Tasks must be within Cloud Tasks' limits (and the configured tighter maxima).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(SERVICE_LIMITS_SCHEMA),
-        validate=with_config(SERVICE_LIMITS, SERVICE_LIMITS_SCHEMA, check_service_limits)),
-    ResourceValidationPolicy(
-        name=EXPLICIT_TASK_ID,
-        description="An explicit task_id blocks replacement for the name reservation window; prefer autonaming.",
-        enforcement_level=EnforcementLevel.ADVISORY,
-        config_schema=PolicyConfigSchema(EXPLICIT_TASK_ID_SCHEMA),
-        validate=with_config(EXPLICIT_TASK_ID, EXPLICIT_TASK_ID_SCHEMA, check_explicit_task_id)),
+    resource_policy(SERVICE_LIMITS, "Tasks must be within Cloud Tasks' limits (and the configured tighter maxima).",
+                    EnforcementLevel.MANDATORY, SERVICE_LIMITS_SCHEMA, check_service_limits),
+    resource_policy(EXPLICIT_TASK_ID,
+                    "An explicit task_id blocks replacement for the name reservation window; prefer autonaming.",
+                    EnforcementLevel.ADVISORY, EXPLICIT_TASK_ID_SCHEMA, check_explicit_task_id),
     StackValidationPolicy(
         name=STACK_TASK_COUNT,
         description="A stack should hold at most maxTasksPerStack Task resources.",

@@ -7,9 +7,9 @@ import re
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationPolicy
+from pulumi_policy import EnforcementLevel, ReportViolation
 
-from ._common import REDACTED, Reporter, body_bytes, known, origin, target, task_props, with_config
+from ._common import REDACTED, Reporter, body_bytes, known, origin, resource_policy, target, task_props
 
 # --- cloudtasks-https-only -------------------------------------------------------------------------
 
@@ -213,28 +213,12 @@ def check_allowed_queues(args: Any, report: ReportViolation, config: Mapping[str
 
 
 POLICIES = [
-    ResourceValidationPolicy(
-        name=HTTPS_ONLY,
-        description="HTTP tasks must target https URLs (plain http only for allowHttpHosts).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(HTTPS_ONLY_SCHEMA),
-        validate=with_config(HTTPS_ONLY, HTTPS_ONLY_SCHEMA, check_https_only)),
-    ResourceValidationPolicy(
-        name=AUTHENTICATED,
-        description="HTTP tasks must carry an OIDC or OAuth token (except exemptUrlPrefixes).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(AUTHENTICATED_SCHEMA),
-        validate=with_config(AUTHENTICATED, AUTHENTICATED_SCHEMA, check_authenticated_targets)),
-    ResourceValidationPolicy(
-        name=NO_STATIC_CREDENTIALS,
-        description="Tasks must not carry static credentials in headers or bodies.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(NO_STATIC_CREDENTIALS_SCHEMA),
-        validate=with_config(NO_STATIC_CREDENTIALS, NO_STATIC_CREDENTIALS_SCHEMA, check_no_static_credentials)),
-    ResourceValidationPolicy(
-        name=ALLOWED_QUEUES,
-        description="Tasks must be enqueued into one of the allowedQueues (when configured).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(ALLOWED_QUEUES_SCHEMA),
-        validate=with_config(ALLOWED_QUEUES, ALLOWED_QUEUES_SCHEMA, check_allowed_queues)),
+    resource_policy(HTTPS_ONLY, "HTTP tasks must target https URLs (plain http only for allowHttpHosts).",
+                    EnforcementLevel.MANDATORY, HTTPS_ONLY_SCHEMA, check_https_only),
+    resource_policy(AUTHENTICATED, "HTTP tasks must carry an OIDC or OAuth token (except exemptUrlPrefixes).",
+                    EnforcementLevel.MANDATORY, AUTHENTICATED_SCHEMA, check_authenticated_targets),
+    resource_policy(NO_STATIC_CREDENTIALS, "Tasks must not carry static credentials in headers or bodies.",
+                    EnforcementLevel.MANDATORY, NO_STATIC_CREDENTIALS_SCHEMA, check_no_static_credentials),
+    resource_policy(ALLOWED_QUEUES, "Tasks must be enqueued into one of the allowedQueues (when configured).",
+                    EnforcementLevel.MANDATORY, ALLOWED_QUEUES_SCHEMA, check_allowed_queues),
 ]
