@@ -23,6 +23,11 @@ QUEUE_STATE = EnumTypeWrapper(Queue.DESCRIPTOR.enum_types_by_name["State"])
 TASK_VIEW = EnumTypeWrapper(Task.DESCRIPTOR.enum_types_by_name["View"])
 
 APP_ENGINE_USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine)"
+# Enum numbers looked up once (the wrappers' Value()/values() are slow on a hot path).
+_POST = HttpMethod.Value("POST")
+_BASIC = TASK_VIEW.Value("BASIC")
+_TASK_VIEWS = frozenset(TASK_VIEW.values())
+_METHOD_NAMES = {v: k for k, v in HttpMethod.items() if v}
 
 
 # --- Time ----------------------------------------------------------------------------------------
@@ -52,10 +57,9 @@ def duration(value: float) -> Duration:
 def method_name(value: int) -> str | None:
     if value == 0:
         return None
-    try:
-        return HttpMethod.Name(value)
-    except ValueError:
-        return str(value)  # an unknown enum number: rules report it as an unknown method
+    name = _METHOD_NAMES.get(value)
+    # An unknown enum number: rules report it as an unknown method.
+    return name if name is not None else str(value)
 
 
 def value_violations(message: Any, fields: tuple[str, ...], prefix: str = "") -> list[rules.Violation]:
@@ -83,7 +87,7 @@ def rule_view(task: Task) -> dict[str, Any]:  # type: ignore[valid-type]
         req = task.http_request
         http: dict[str, Any] = {
             "url": req.url, "http_method": method_name(req.http_method),
-            "headers": dict(req.headers), "body": req.body,
+            "headers": dict(req.headers) if req.headers else {}, "body": req.body,
         }
         if req.HasField("oauth_token"):
             http["oauth_token"] = {"service_account_email": req.oauth_token.service_account_email}
@@ -99,21 +103,24 @@ def rule_view(task: Task) -> dict[str, Any]:  # type: ignore[valid-type]
     return out
 
 
+_HTTP_DEADLINE_DEFAULT = duration(rules.HTTP_DEADLINE_DEFAULT_SECONDS)
+
+
 def fill_task_defaults(task: Task, now: float, app_engine_host: str) -> None:  # type: ignore[valid-type]
     """What the service adds to a task it accepts: method, deadline, scope, App Engine headers,
     schedule time (past/unset → now, microsecond precision), create time (whole seconds)."""
     if task.HasField("http_request"):
         req = task.http_request
         if not req.http_method:
-            req.http_method = HttpMethod.Value("POST")
+            req.http_method = _POST
         if req.HasField("oauth_token") and not req.oauth_token.scope:
             req.oauth_token.scope = rules.DEFAULT_OAUTH_SCOPE
         if seconds(task.dispatch_deadline) == 0:
-            task.dispatch_deadline.CopyFrom(duration(rules.HTTP_DEADLINE_DEFAULT_SECONDS))
+            task.dispatch_deadline.CopyFrom(_HTTP_DEADLINE_DEFAULT)
     else:
         req = task.app_engine_http_request
         if not req.http_method:
-            req.http_method = HttpMethod.Value("POST")
+            req.http_method = _POST
         if not req.relative_uri:
             req.relative_uri = "/"
         _set_header(req.headers, "User-Agent", APP_ENGINE_USER_AGENT)
@@ -145,18 +152,26 @@ def with_view(task: Task, view: int) -> Task:  # type: ignore[valid-type]
     """A copy of ``task`` as returned for ``view`` (BASIC when unspecified: no bodies)."""
     out = Task()
     out.CopyFrom(task)
-    view = view or TASK_VIEW.Value("BASIC")
-    if view == TASK_VIEW.Value("BASIC"):
-        if out.HasField("http_request"):
-            out.http_request.ClearField("body")
-        if out.HasField("app_engine_http_request"):
-            out.app_engine_http_request.ClearField("body")
-    out.view = view
-    return out
+    return apply_view(out, view)
+
+
+def apply_view(task: Task, view: int) -> Task:  # type: ignore[valid-type]
+    """``with_view`` in place: ``task`` itself, changed."""
+    view = view or _BASIC
+    if view == _BASIC:
+        target = task.WhichOneof("message_type")
+        if target == "http_request":
+            if task.http_request.body:
+                task.http_request.ClearField("body")
+        elif target == "app_engine_http_request":
+            if task.app_engine_http_request.body:
+                task.app_engine_http_request.ClearField("body")
+    task.view = view
+    return task
 
 
 def check_view(view: int) -> None:
-    if view not in TASK_VIEW.values():
+    if view not in _TASK_VIEWS:
         raise invalid_argument(f"response_view: unknown Task.View value {view}.")
 
 

@@ -81,6 +81,11 @@ def split_task_name(name: str) -> tuple[str, str] | None:
 
 def task_name_error(name: str, parent: str | None = None) -> str | None:
     """None when ``name`` is a valid full task name (in queue ``parent`` when given)."""
+    if parent is not None and name.startswith(parent + "/tasks/"):
+        # The common case on CreateTask: the queue part is the (valid) parent, so only the ID is left.
+        task_id = name[len(parent) + len("/tasks/"):]
+        if "/" not in task_id and queue_name_error(parent) is None:
+            return task_id_error(task_id)
     parts = split_task_name(name)
     if parts is None:
         return TASK_NAME_FORMAT_MESSAGE

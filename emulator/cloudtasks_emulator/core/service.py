@@ -30,6 +30,7 @@ TASK_GONE = ("The task no longer exists, though a task with this name existed re
 QUEUE_RESERVED = "The queue cannot be created because a queue with this name existed too recently."
 MAX_TASK_PAGE = 1000
 MAX_QUEUE_PAGE = 9800
+_TASK_OUTPUT_ONLY = ("create_time", "dispatch_count", "response_count", "first_attempt", "last_attempt", "view")
 
 
 class Faults(Protocol):
@@ -54,6 +55,7 @@ class CloudTasksService:
         self.app_engine_host = app_engine_host
         self.dispatcher: Dispatch | None = None  # set by the server once the dispatcher exists
         self._queue_lock = threading.Lock()  # read-modify-write of queue records
+        self._valid_queue_names: set[str] = set()  # names rules.queue_name_error accepted
 
     def invoke(self, method_name: str, request: Any) -> Any:
         method = METHODS.get(method_name)
@@ -233,9 +235,20 @@ class CloudTasksService:
     def _raise_gone(self, name: str) -> None:
         raise not_found(TASK_GONE if self.store.reserved(name, self._now()) else "Requested entity was not found.")
 
+    def _queue_name_error(self, name: str) -> str | None:
+        """``rules.queue_name_error``, remembering the (few) valid queue names already seen."""
+        if name in self._valid_queue_names:
+            return None
+        error = rules.queue_name_error(name)
+        if error is None:
+            if len(self._valid_queue_names) >= 4096:
+                self._valid_queue_names.clear()
+            self._valid_queue_names.add(name)
+        return error
+
     def create_task(self, request: Any) -> Any:
         parent = request.parent
-        _check(rules.queue_name_error(parent))
+        _check(self._queue_name_error(parent))
         m.check_view(request.response_view)
         task = m.Task()
         task.CopyFrom(request.task)
@@ -247,16 +260,18 @@ class CloudTasksService:
         if rules.task_size_error(task.ByteSize()):
             raise invalid_argument(rules.TASK_SIZE_MESSAGE)
         now = self._now()
-        _check_violations(m.value_violations(task, ("schedule_time", "dispatch_deadline")))
+        if task.HasField("schedule_time") or task.HasField("dispatch_deadline"):
+            _check_violations(m.value_violations(task, ("schedule_time", "dispatch_deadline")))
         _check_violations(rules.validate_task(m.rule_view(task), to_datetime(now)))
-        for field in ("create_time", "dispatch_count", "response_count", "first_attempt", "last_attempt", "view"):
+        for field in _TASK_OUTPUT_ONLY:
             task.ClearField(field)  # output-only
         app_engine = task.HasField("app_engine_http_request")
+        app_engine_host = self.app_engine_host
 
         def prepare(queue: Any) -> float:
             if queue is not None and queue.HasField("app_engine_routing_override"):
                 task.app_engine_http_request.app_engine_routing.CopyFrom(queue.app_engine_routing_override)
-            m.fill_task_defaults(task, now, self.app_engine_host)
+            m.fill_task_defaults(task, now, app_engine_host)
             return m.epoch(task.schedule_time)
 
         auto_queue = None
@@ -266,14 +281,16 @@ class CloudTasksService:
         # One store transaction: queue check (+ its routing override, + auto-creation), name checks, insert.
         outcome = self.store.create_task(task, parent, now, now, prepare=prepare, with_queue=app_engine,
                                          auto_queue=auto_queue)
-        if outcome == "no-queue":
-            raise not_found(QUEUE_MISSING)
-        if outcome == "exists":
-            raise already_exists()
-        if outcome == "reserved":
-            raise already_exists(TASK_RESERVED)
+        if outcome is not None:
+            if outcome == "no-queue":
+                raise not_found(QUEUE_MISSING)
+            if outcome == "exists":
+                raise already_exists()
+            if outcome == "reserved":
+                raise already_exists(TASK_RESERVED)
         self._wake(m.epoch(task.schedule_time))
-        return m.with_view(task, request.response_view)
+        # The stored task is no longer needed: the reply is the task itself, in the requested view.
+        return m.apply_view(task, request.response_view)
 
     def delete_task(self, request: Any) -> Any:
         _check(rules.task_name_error(request.name))

@@ -74,10 +74,18 @@ class Store:
         os.chmod(self.path, 0o600)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: commits reach the WAL (OS page cache) before returning: safe against a killed
-        # process. A throwaway temp database needs no durability at all.
-        self._db.execute(f"PRAGMA synchronous={'NORMAL' if durable else 'OFF'}")
+        if durable:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: commits reach the WAL (OS page cache) before returning: safe against a killed
+            # process.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        else:
+            # A throwaway temp database, private to this process, needs no durability at all: an
+            # in-memory rollback journal (transactions still roll back) and one exclusive lock held
+            # for the connection's life (no file locking per statement) halve the cost of a write.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._db.execute("PRAGMA journal_mode=MEMORY")
+            self._db.execute("PRAGMA synchronous=OFF")
         self._db.executescript(_SCHEMA)
         # Attempts that were in flight when the process died never completed: dispatch them again.
         self._db.execute("UPDATE tasks SET in_flight = 0 WHERE in_flight = 1")
