@@ -208,25 +208,31 @@ def idle_cpu(runs: int, seconds: float) -> list[Figure]:
                    passed=median(pcts) <= 1.0)]
 
 
-def memory(count: int) -> list[Figure]:
+def memory(count: int, runs: int = 3) -> list[Figure]:
     queue = f"{PROJECT_LOC}/queues/memory"
-    with emulator_subprocess([queue]) as emu:
-        time.sleep(1.0)
-        base_rss = proc_status_kib(emu.pid, "VmRSS") / 1024
-        base_hwm = proc_status_kib(emu.pid, "VmHWM") / 1024
-        elapsed, _, _ = _create_many(emu.grpc_target, queue, count, "https://worker.invalid/x", 86400 * 7, "m")
-        time.sleep(1.0)
-        hwm = proc_status_kib(emu.pid, "VmHWM") / 1024
-        rss = proc_status_kib(emu.pid, "VmRSS") / 1024
-        cpu_before = proc_cpu_seconds(emu.pid)
-        time.sleep(3.0)
-        idle_pending = (proc_cpu_seconds(emu.pid) - cpu_before) / 3.0 * 100
-    log(f"memory: base RSS {base_rss:.0f} MiB, HWM after {count}: {hwm:.0f} MiB ({count / elapsed:.0f} creates/s)")
-    method = (f"Emulator subprocess, one queue; {count:,} tasks scheduled 7 days ahead (nothing dispatches) created "
-              f"by {CALLERS} threads; VmHWM (peak RSS) from /proc/PID/status after the last create; baseline: VmRSS "
-              "of the same process before any task (1 s after start).")
-    return [Figure("5", f"peak memory with {count:,} pending tasks", "MiB", [hwm], method,
-                   baseline_runs=[base_rss], baseline_label="empty emulator RSS", target="(no target; report)",
-                   notes=[f"empty emulator: VmRSS {base_rss:.0f} MiB, VmHWM {base_hwm:.0f} MiB; after: VmRSS "
-                          f"{rss:.0f} MiB; {count:,} creates at {count / elapsed:.0f}/s; idle CPU with them pending "
-                          f"{idle_pending:.2f}% over 3 s"])]
+    hwms, bases, notes = [], [], []
+    for run in range(runs):  # a fresh emulator each run: peak memory is a per-process figure
+        with emulator_subprocess([queue]) as emu:
+            time.sleep(1.0)
+            base_rss = proc_status_kib(emu.pid, "VmRSS") / 1024
+            elapsed, _, _ = _create_many(emu.grpc_target, queue, count, "https://worker.invalid/x", 86400 * 7,
+                                         f"m{run}")
+            time.sleep(1.0)
+            hwm = proc_status_kib(emu.pid, "VmHWM") / 1024
+            rss = proc_status_kib(emu.pid, "VmRSS") / 1024
+            cpu_before = proc_cpu_seconds(emu.pid)
+            time.sleep(3.0)
+            idle_pending = (proc_cpu_seconds(emu.pid) - cpu_before) / 3.0 * 100
+        log(f"memory run {run}: base RSS {base_rss:.0f} MiB, HWM after {count}: {hwm:.0f} MiB "
+            f"({count / elapsed:.0f} creates/s)")
+        hwms.append(hwm)
+        bases.append(base_rss)
+        notes.append(f"run {run}: empty VmRSS {base_rss:.0f} MiB; after: VmHWM {hwm:.0f} MiB, VmRSS {rss:.0f} MiB; "
+                     f"{count:,} creates at {count / elapsed:.0f}/s; idle CPU with them pending "
+                     f"{idle_pending:.2f}% over 3 s")
+    method = (f"Emulator subprocess (a fresh one per run), one queue; {count:,} tasks scheduled 7 days ahead "
+              f"(nothing dispatches) created by {CALLERS} threads; VmHWM (peak RSS) from /proc/PID/status after "
+              "the last create; baseline: VmRSS of the same process before any task (1 s after start).")
+    return [Figure("5", f"peak memory with {count:,} pending tasks", "MiB", hwms, method,
+                   baseline_runs=bases, baseline_label="empty emulator RSS", target="(no target; report)",
+                   notes=notes)]

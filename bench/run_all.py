@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Figure, fmt, loadavg, log, machine_info, median, spread  # noqa: E402
 
-FULL = {"throughput": (5, 250), "dispatch": (5, 1000), "slow": (5,), "idle": (3, 10.0), "memory": (100_000,),
+FULL = {"throughput": (5, 250), "dispatch": (5, 1000), "slow": (5,), "idle": (3, 10.0), "memory": (100_000, 3),
         "provider": (5, 200), "stack": (3, 200), "faults": (3, 100)}
-QUICK = {"throughput": (2, 50), "dispatch": (2, 1000), "slow": (2,), "idle": (1, 3.0), "memory": (5_000,),
+QUICK = {"throughput": (2, 50), "dispatch": (2, 1000), "slow": (2,), "idle": (1, 3.0), "memory": (5_000, 1),
          "provider": (2, 50), "stack": (1, 20), "faults": (1, 20)}
 
 
