@@ -133,7 +133,6 @@ def machine_info() -> dict[str, str]:
     }
     try:
         import grpc
-        import pulumi  # noqa: F401
         from importlib.metadata import version
 
         info["grpcio"] = grpc.__version__

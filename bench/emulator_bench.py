@@ -2,7 +2,6 @@
 worker run in this process."""
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from typing import Any
