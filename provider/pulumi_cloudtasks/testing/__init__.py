@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
+from ..client import CONFIG_KEY as EMULATOR_HOST_CONFIG
+
 T = TypeVar("T")
 
-EMULATOR_HOST_CONFIG = "cloudtasks:emulatorHost"
 DEFAULT_PASSPHRASE = "pulumi-cloudtasks-tests"
 
 

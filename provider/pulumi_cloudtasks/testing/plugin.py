@@ -12,9 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from . import EMULATOR_HOST_CONFIG, CloudTasksEmulator, StackFactory  # noqa: F401  (re-exported)
-
-EMULATOR_ENV = "CLOUD_TASKS_EMULATOR_HOST"
+from ..client import EMULATOR_ENV
+from . import CloudTasksEmulator, StackFactory
 
 
 @pytest.fixture(scope="session")
