@@ -110,6 +110,16 @@ def task_name(value: str, args: argparse.Namespace) -> str:
 
 # --- tasks ---------------------------------------------------------------------------------------
 
+def _show_list(ctx: Context, records: list[dict[str, Any]], columns: Any, row: Callable[[Any], list[Any]]) -> None:
+    """JSON for scripts, else a table (gcloud's "Listed 0 items." on stderr when empty)."""
+    if ctx.json:
+        fmt.write_json(ctx.out, records)
+    elif records:
+        fmt.write_table(ctx.out, columns, map(row, records))
+    else:
+        ctx.status("Listed 0 items.")
+
+
 def tasks_list(ctx: Context) -> None:
     args = ctx.args
     request = {"parent": queue_name(args.queue_arg, args), "response_view": VIEWS[args.view],
@@ -119,12 +129,7 @@ def tasks_list(ctx: Context) -> None:
     # Bodies and secret headers only on explicit request for the full JSON, as for describe.
     if not (ctx.json and args.view == "full"):
         records = [fmt.redact(r) for r in records]
-    if ctx.json:
-        fmt.write_json(ctx.out, records)
-    elif records:
-        fmt.write_table(ctx.out, fmt.TASK_COLUMNS, map(fmt.task_row, records))
-    else:
-        ctx.status("Listed 0 items.")
+    _show_list(ctx, records, fmt.TASK_COLUMNS, fmt.task_row)
 
 
 def tasks_describe(ctx: Context) -> None:
@@ -233,12 +238,7 @@ def _checked_queue(ctx: Context) -> str:
 def queues_list(ctx: Context) -> None:
     request = {"parent": location_name(ctx.args.location_arg, ctx.args), "filter": ctx.args.filter or ""}
     records = [fmt.queue_record(q) for q in ctx.call("list_queues", request)]
-    if ctx.json:
-        fmt.write_json(ctx.out, records)
-    elif records:
-        fmt.write_table(ctx.out, fmt.QUEUE_COLUMNS, map(fmt.queue_row, records))
-    else:
-        ctx.status("Listed 0 items.")
+    _show_list(ctx, records, fmt.QUEUE_COLUMNS, fmt.queue_row)
 
 
 def queues_describe(ctx: Context) -> None:

@@ -17,6 +17,17 @@ LOCATION = "projects/test-project/locations/us-central1"
 QUEUE = f"{LOCATION}/queues/default"
 
 
+def task_gone(client: Any, name: str) -> bool:
+    """True once GetTask answers NOT_FOUND: the task ran to completion or was deleted."""
+    from google.api_core import exceptions
+
+    try:
+        client.get_task(name=name)
+    except exceptions.NotFound:
+        return True
+    return False
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "condition") -> Any:
     """Poll ``predicate`` until truthy (tests synchronise on state, never on fixed sleeps)."""
     deadline = time.monotonic() + timeout

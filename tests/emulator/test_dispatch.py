@@ -7,7 +7,7 @@ import time
 
 import jwt
 import pytest
-from emu_helpers import LOCATION, QUEUE, Action, Worker, wait_until
+from emu_helpers import LOCATION, QUEUE, Action, Worker, task_gone, wait_until
 from google.api_core import exceptions
 
 from cloudtasks_emulator.testing import make_client, run_emulator
@@ -17,14 +17,6 @@ def _fast_retries(client, queue: str = QUEUE, **retry) -> None:
     retry_config = {"min_backoff": dt.timedelta(milliseconds=10), "max_backoff": dt.timedelta(milliseconds=50)}
     retry_config.update(retry)
     client.update_queue(queue={"name": queue, "retry_config": retry_config})
-
-
-def _gone(client, name: str) -> bool:
-    try:
-        client.get_task(name=name)
-    except exceptions.NotFound:
-        return True
-    return False
 
 
 def test_http_task_is_delivered_with_cloud_tasks_headers(client, worker):
@@ -43,7 +35,7 @@ def test_http_task_is_delivered_with_cloud_tasks_headers(client, worker):
     assert headers["X-CloudTasks-TaskExecutionCount"] == "0"
     assert float(headers["X-CloudTasks-TaskETA"]) == pytest.approx(task.schedule_time.timestamp(), abs=1e-6)
     assert "X-CloudTasks-TaskPreviousResponse" not in headers
-    wait_until(lambda: _gone(client, task.name), message="task deleted after success")
+    wait_until(lambda: task_gone(client, task.name), message="task deleted after success")
 
 
 def test_recorded_response_sequence_gives_the_recorded_counters(client, worker):
@@ -52,7 +44,7 @@ def test_recorded_response_sequence_gives_the_recorded_counters(client, worker):
                      Action(200)]
     task = client.create_task(parent=QUEUE, task={"http_request": {"url": worker.url}})
     requests = worker.wait_for(6)
-    wait_until(lambda: _gone(client, task.name), message="task deleted after the 200")
+    wait_until(lambda: task_gone(client, task.name), message="task deleted after the 200")
     header = lambda name: [r.header(f"X-CloudTasks-{name}") for r in requests]  # noqa: E731
     assert header("TaskRetryCount") == ["0", "1", "2", "3", "4", "5"]
     assert header("TaskExecutionCount") == ["0", "0", "1", "2", "2", "3"]
@@ -95,7 +87,7 @@ def test_task_is_deleted_after_max_attempts(manual_client, manual_emulator, work
     wait_until(lambda: manual_client.get_task(name=task.name).response_count == 1)
     manual_emulator.clock.advance(1)
     worker.wait_for(2)
-    wait_until(lambda: _gone(manual_client, task.name), message="task deleted after 2 attempts")
+    wait_until(lambda: task_gone(manual_client, task.name), message="task deleted after 2 attempts")
 
 
 def test_retries_continue_until_both_attempts_and_duration_are_used_up(manual_client, manual_emulator, worker):
@@ -109,7 +101,7 @@ def test_retries_continue_until_both_attempts_and_duration_are_used_up(manual_cl
         wait_until(lambda: manual_client.get_task(name=task.name).response_count == attempt)
         manual_emulator.clock.advance(10)
     worker.wait_for(4)  # t=30: both limits used up after this one
-    wait_until(lambda: _gone(manual_client, task.name), message="task deleted")
+    wait_until(lambda: task_gone(manual_client, task.name), message="task deleted")
 
 
 def test_retry_after_is_honoured_for_503(manual_client, manual_emulator, worker):
@@ -128,7 +120,7 @@ def test_misbehaving_worker_is_a_failed_attempt(client, worker, kind):
     requests = worker.wait_for(2)
     assert requests[1].header("X-CloudTasks-TaskRetryCount") == "1"
     assert requests[1].header("X-CloudTasks-TaskExecutionCount") == "0"
-    wait_until(lambda: _gone(client, task.name))
+    wait_until(lambda: task_gone(client, task.name))
 
 
 @pytest.mark.slow
@@ -189,7 +181,7 @@ def test_paused_queue_dispatches_nothing_until_resumed(client, worker):
     assert [r.path for r in worker.requests] == ["/sentinel"]
     client.resume_queue(name=QUEUE)
     assert worker.wait_for(2)[1].path == "/held"
-    wait_until(lambda: _gone(client, held.name))
+    wait_until(lambda: task_gone(client, held.name))
 
 
 def test_run_task_on_a_paused_queue_dispatches_exactly_once(client, worker):
@@ -198,13 +190,13 @@ def test_run_task_on_a_paused_queue_dispatches_exactly_once(client, worker):
     ran = client.run_task(name=task.name)
     assert ran.dispatch_count == 1 and ran.name == task.name
     worker.wait_for(1)
-    wait_until(lambda: _gone(client, task.name), message="task deleted after success")
+    wait_until(lambda: task_gone(client, task.name), message="task deleted after success")
     with pytest.raises(exceptions.NotFound):
         client.run_task(name=task.name)
     client.resume_queue(name=QUEUE)
     sentinel = client.create_task(parent=QUEUE, task={"http_request": {"url": f"{worker.url}/sentinel"}})
     worker.wait_for(2)
-    wait_until(lambda: _gone(client, sentinel.name))
+    wait_until(lambda: task_gone(client, sentinel.name))
     assert [r.path for r in worker.requests] == ["/", "/sentinel"]
 
 

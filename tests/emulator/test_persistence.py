@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from emu_helpers import LOCATION, QUEUE, wait_until
+from emu_helpers import LOCATION, QUEUE, task_gone, wait_until
 from google.api_core import exceptions
 from google.cloud import tasks_v2
 
@@ -18,7 +18,7 @@ def test_state_survives_kill_9_and_pending_tasks_resume(tmp_path, worker):
         client = make_client(emu.grpc_target)
         done = client.create_task(parent=QUEUE, task={"http_request": {"url": f"{worker.url}/before"}})
         worker.wait_for(1)
-        wait_until(lambda: _gone(client, done.name), message="first task completed")
+        wait_until(lambda: task_gone(client, done.name), message="first task completed")
         client.pause_queue(name=QUEUE)
         client.create_queue(parent=LOCATION, queue={"name": other, "retry_config": {"max_attempts": 7}})
         pending = [client.create_task(parent=QUEUE, task={"name": f"{QUEUE}/tasks/p{i}",
@@ -39,14 +39,6 @@ def test_state_survives_kill_9_and_pending_tasks_resume(tmp_path, worker):
         worker.wait_for(5)
         wait_until(lambda: not list(client.list_tasks(parent=QUEUE)), message="pending tasks delivered")
         assert [r.path for r in worker.requests] == ["/before"] + ["/after"] * 4  # the completed one never again
-
-
-def _gone(client, name: str) -> bool:
-    try:
-        client.get_task(name=name)
-    except exceptions.NotFound:
-        return True
-    return False
 
 
 def test_cli_prints_one_ready_line_and_stops_cleanly_on_sigterm(tmp_path):
