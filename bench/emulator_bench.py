@@ -99,7 +99,7 @@ def throughput(runs: int, per_caller: int) -> list[Figure]:
     method = (f"{CALLERS} threads, each with its own channel, issue {per_caller} unary calls each ({n} per run) with "
               "raw pb2 requests; server in its own process (emulator: `python -m cloudtasks_emulator start`; "
               "baseline: `bench/noop_server.py`, a generic grpcio handler over `core/methods.py` returning empty "
-              "responses, same `ThreadPoolExecutor(32)`). Runs alternate emulator/baseline; a warm-up run is "
+              "responses, in the same `HandlerPool` of gRPC handler threads). Runs alternate emulator/baseline; a warm-up run is "
               "discarded. CreateTask tasks are scheduled a day ahead (no dispatch); GetTask uses FULL view.")
     figs = []
     for op, rpc in (("create", "CreateTask"), ("get", "GetTask")):

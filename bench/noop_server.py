@@ -1,17 +1,18 @@
 """Baseline of figure 1: a bare grpcio servicer of google.cloud.tasks.v2.CloudTasks that answers every
 RPC with an empty response of the right type, in the same server setup as the emulator's
-(``grpc.server(ThreadPoolExecutor(max_workers=32), options=[("grpc.so_reuseport", 0)])``, generic
-handler built from ``core/methods.py``). Prints ``export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:PORT``
+(``grpc.server(HandlerPool(), options=[("grpc.so_reuseport", 0)])``: the emulator's handler threads,
+so the ratio measures the emulator's work per call, not a thread-pool choice; generic handler built
+from ``core/methods.py``). Prints ``export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:PORT``
 like the emulator and serves until SIGTERM."""
 from __future__ import annotations
 
 import signal
 import threading
-from concurrent import futures
 
 import grpc
 
 from cloudtasks_emulator.core.methods import METHODS, SERVICE_NAME
+from cloudtasks_emulator.handler_pool import HandlerPool
 
 
 def _noop(response_type):
@@ -22,7 +23,7 @@ def _noop(response_type):
 
 
 def main() -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=[("grpc.so_reuseport", 0)])
+    server = grpc.server(HandlerPool(), options=[("grpc.so_reuseport", 0)])
     handlers = {name: grpc.unary_unary_rpc_method_handler(_noop(m.response), request_deserializer=m.request.FromString,
                                                           response_serializer=m.response.SerializeToString)
                 for name, m in METHODS.items()}

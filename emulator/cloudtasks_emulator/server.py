@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from .core.clock import Clock, SystemClock
 from .core.dispatcher import Dispatcher
 from .core.service import CloudTasksService
 from .core.store import Store
+from . import handler_pool
 from .grpc_api import generic_handler
 
 log = logging.getLogger("cloudtasks_emulator")
@@ -35,9 +35,9 @@ class EmulatorConfig:
     name_reservation: float = rules.DEFAULT_NAME_RESERVATION_SECONDS
     app_engine_url: str = "http://127.0.0.1:8080"
     clock: Clock | None = None
-    # gRPC handler threads. The core is GIL-bound behind one store lock: more threads than this only
-    # queue up on that lock (and a full pool holds further calls in grpcio's queue, not rejected).
-    grpc_workers: int = 8
+    # gRPC handlers computing at once (see handler_pool: more only trade the GIL back and forth;
+    # handlers waiting on an injected latency do not count).
+    grpc_workers: int = handler_pool.DEFAULT_RUNNABLE
     dispatch_workers: int = 100
     faults: Any | None = None  # a FaultInjector (before_call/after_commit); default: one with no rules
 
@@ -71,6 +71,7 @@ class EmulatorServer:
         self.oidc: Any | None = None
         self.faults: Any | None = None
         self._grpc: grpc.Server | None = None
+        self._handlers: handler_pool.HandlerPool | None = None
         self._http: Any | None = None
         self.port = 0
 
@@ -105,8 +106,8 @@ class EmulatorServer:
                                      workers=config.dispatch_workers, name_reservation=config.name_reservation)
         self.service.dispatcher = self.dispatcher
         self.dispatcher.start()
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.grpc_workers),
-                                 options=[("grpc.so_reuseport", 0)])
+        self._handlers = handler_pool.HandlerPool(config.grpc_workers)
+        self._grpc = grpc.server(self._handlers, options=[("grpc.so_reuseport", 0)])
         self._grpc.add_generic_rpc_handlers((generic_handler(self.service),))
         bind_host = f"[{config.host}]" if ":" in config.host else config.host
         try:
@@ -165,6 +166,9 @@ class EmulatorServer:
         if self._grpc is not None:
             self._grpc.stop(grace=1).wait()
             self._grpc = None
+        if self._handlers is not None:
+            self._handlers.shutdown(wait=False)  # a handler stuck in an injected delay must not hold up stop
+            self._handlers = None
         if self._http is not None:
             self._http.stop()
             self._http = None

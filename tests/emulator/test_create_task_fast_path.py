@@ -8,11 +8,12 @@ import grpc
 import pytest
 
 from cloudtasks_emulator.core import messages as m
-from cloudtasks_emulator.core.clock import ManualClock, SystemClock
+from cloudtasks_emulator.core.clock import ManualClock
 from cloudtasks_emulator.core.dispatcher import Dispatcher
 from cloudtasks_emulator.core.errors import ApiError
 from cloudtasks_emulator.core.service import QUEUE_MISSING, TASK_RESERVED, CloudTasksService
 from cloudtasks_emulator.core.store import DB_FILE_NAME, Store
+from pulumi_cloudtasks.testing import wait_for
 
 QUEUE = "projects/p/locations/l/queues/q"
 
@@ -105,13 +106,9 @@ def test_created_task_is_committed_before_the_reply(tmp_path):
         store.close()
 
 
-def test_wake_replans_only_for_a_task_due_before_the_next_planned_look():
-    clock = SystemClock()
-    store = Store()
-    service = CloudTasksService(store, clock)
-    service.update_queue(m.tasks_v2.UpdateQueueRequest.pb()(queue=m.Queue(name=QUEUE)))
+def _counting_dispatcher(store, clock):
     dispatcher = Dispatcher(store, clock)
-    plans = []
+    plans: list[float] = []
     plan = dispatcher._plan
 
     def counting_plan():
@@ -119,49 +116,59 @@ def test_wake_replans_only_for_a_task_due_before_the_next_planned_look():
         return plan()
 
     dispatcher._plan = counting_plan  # type: ignore[method-assign]
-    writes = []
-    claim_due = store.claim_due
-    store.claim_due = lambda *a, **k: writes.append(a) or claim_due(*a, **k)  # type: ignore[method-assign]
+    return dispatcher, plans
+
+
+def _settled(dispatcher) -> bool:
+    with dispatcher._cond:
+        return dispatcher._wake_at is not None and not dispatcher._dirty
+
+
+def test_a_future_task_brings_the_wake_up_forward_without_a_re_plan():
+    clock = ManualClock()
+    store = Store()
+    service = CloudTasksService(store, clock)
+    service.update_queue(m.tasks_v2.UpdateQueueRequest.pb()(queue=m.Queue(name=QUEUE)))
+    service.pause_queue(m.tasks_v2.PauseQueueRequest.pb()(name=QUEUE))  # planning, not dispatching, is under test
+    dispatcher, plans = _counting_dispatcher(store, clock)
     service.dispatcher = dispatcher
     dispatcher.start()
     try:
-        def settle() -> None:
-            deadline = time.time() + 5
-            while time.time() < deadline:
-                with dispatcher._cond:
-                    if dispatcher._wake_at is not None and not dispatcher._dirty:
-                        return
-                time.sleep(0.01)
-            raise AssertionError("scheduler did not settle")
-
-        settle()
+        wait_for(lambda: _settled(dispatcher), message="the first plan cycle")
         assert dispatcher._wake_at == float("inf")
-        _create(service, "later", ahead=3600)  # earlier than "never": re-plan
-        settle()
-        n = len(plans)
-        wake_at = dispatcher._wake_at
-        assert wake_at == pytest.approx(clock.now() + 3600, abs=1)
-        _create(service, "even-later", ahead=7200)  # after the planned look: no re-plan
-        time.sleep(0.2)
-        settle()
-        assert dispatcher._wake_at == wake_at and len(plans) == n
-        _create(service, "sooner", ahead=60)  # before it: re-plan
-        settle()
+        planned = len(plans)
+        _create(service, "later", ahead=3600)  # before "never": an earlier wake-up, no cycle
+        assert dispatcher._wake_at == pytest.approx(clock.now() + 3600, abs=1)
+        _create(service, "even-later", ahead=7200)  # after the planned look: nothing changes
+        assert dispatcher._wake_at == pytest.approx(clock.now() + 3600, abs=1)
+        _create(service, "sooner", ahead=60)
         assert dispatcher._wake_at == pytest.approx(clock.now() + 60, abs=1)
-        assert len(plans) > n
-        assert writes == []  # nothing was due: no claiming write transaction
+        assert len(plans) == planned and _settled(dispatcher)
+        clock.advance(61)  # the wake-up time comes: one plan cycle looks at the queue
+        wait_for(lambda: len(plans) > planned, message="a plan cycle at the wake-up time")
     finally:
         dispatcher.stop()
         store.close()
 
 
-def test_task_created_while_planning_is_not_missed():
-    """A wake during a plan cycle always leads to another cycle (the plan may have read before the insert)."""
-    store = Store()
-    dispatcher = Dispatcher(store, ManualClock())
-    with dispatcher._cond:
-        dispatcher._wake_at = None  # as while planning
-        dispatcher._dirty = False
-    dispatcher.wake(due=time.time() + 10**6)
-    assert dispatcher._dirty
-    store.close()
+def test_a_task_created_while_planning_is_looked_at_right_after_the_cycle():
+    """The cycle may have read the queue before the insert: a task due now gets another cycle at once."""
+    clock = ManualClock()
+    store, service = _service(clock=clock)
+    dispatcher, plans = _counting_dispatcher(store, clock)
+    plan = dispatcher._plan
+
+    def plan_racing_a_create():
+        next_at = plan()
+        if len(plans) == 1:  # the insert lands after this cycle read the queue
+            dispatcher.wake(due=clock.now())
+        return next_at
+
+    dispatcher._plan = plan_racing_a_create  # type: ignore[method-assign]
+    dispatcher.start()
+    try:
+        wait_for(lambda: len(plans) >= 2, message="a second plan cycle without the clock moving")
+        assert plans[0] == plans[1]
+    finally:
+        dispatcher.stop()
+        store.close()

@@ -86,8 +86,9 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._dirty = False
         # When the scheduler will look again on its own (clock seconds; inf: not until woken); None
-        # while it is planning, when every wake counts. Guarded by _cond.
+        # while it is planning. Guarded by _cond.
         self._wake_at: float | None = None
+        self._new_due: float | None = None  # earliest task added while planning; guarded by _cond
         self._running = False
         self._thread: threading.Thread | None = None
         self._buckets: dict[str, _Bucket] = {}
@@ -109,13 +110,17 @@ class Dispatcher:
 
     def wake(self, due: float | None = None) -> None:
         """Something changed (a task, a queue, a finished attempt): re-plan now. ``due``: the only
-        change is a new task due then, which needs a re-plan only when the scheduler would otherwise
-        look again later than that (the task is committed before this is called)."""
+        change is a new task due then (committed before this call); that needs no re-plan, only an
+        earlier wake-up when the scheduler would otherwise look again later."""
         with self._cond:
-            if due is not None and self._wake_at is not None and due >= self._wake_at:
-                return
-            self._dirty = True
-            self._cond.notify_all()
+            if due is None:
+                self._dirty = True
+                self._cond.notify_all()
+            elif self._wake_at is None:  # planning: the cycle may have missed it; look at it after
+                self._new_due = due if self._new_due is None else min(self._new_due, due)
+            elif due < self._wake_at:
+                self._wake_at = due
+                self._cond.notify_all()
 
     def inflight(self, queue: str) -> int:
         with self._inflight_lock:
@@ -140,19 +145,22 @@ class Dispatcher:
                 if not self._running:
                     return
                 self._dirty = False
-                self._wake_at = None  # planning: any change from now on needs another cycle
+                self._wake_at = None  # planning: wakes are collected in _new_due meanwhile
+                self._new_due = None
             try:
                 next_at = self._plan()
             except Exception:  # e.g. the database closed under us at shutdown; retry shortly
                 log.exception("scheduler cycle failed")
                 next_at = self.clock.now() + 1.0
             with self._cond:
+                if self._new_due is not None:
+                    next_at = self._new_due if next_at is None else min(next_at, self._new_due)
+                self._wake_at = float("inf") if next_at is None else next_at
+                # Sleep until the wake-up time (which wake() may bring forward) or a change.
+                while self._running and not self._dirty and (now := self.clock.now()) < self._wake_at:
+                    self.clock.wait(self._cond, None if self._wake_at == float("inf") else self._wake_at - now)
                 if not self._running:
                     return
-                if not self._dirty:
-                    self._wake_at = float("inf") if next_at is None else next_at
-                    timeout = None if next_at is None else max(0.0, next_at - self.clock.now())
-                    self.clock.wait(self._cond, timeout)
 
     def _plan(self) -> float | None:
         """Dispatch what may go now; the clock time of the next reason to look again (None: none).

@@ -17,12 +17,12 @@ from __future__ import annotations
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import grpc
 
+from ..handler_pool import sleep as handler_sleep
 from .errors import ApiError
 
 ALLOWED_CODES = ("UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED")
@@ -190,7 +190,7 @@ class FaultInjector:
     """Thread-safe; each RPC has its own RNG seeded from (seed, RPC) so a sequence of calls to one
     method is reproducible even when other methods are called concurrently."""
 
-    def __init__(self, config: FaultConfig | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, config: FaultConfig | None = None, sleep: Callable[[float], None] = handler_sleep) -> None:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._config = FaultConfig()
@@ -261,7 +261,9 @@ class FaultInjector:
             if rule.latency:
                 counter.delayed += 1
         if rule.latency:
-            self._sleep(rule.latency)  # outside the lock: a slow method must not stall the others
+            # Outside the lock, and on a gRPC handler thread its slot goes to another call meanwhile:
+            # a slow method must not stall the others.
+            self._sleep(rule.latency)
         if fail:
             raise self._error(rule, method, "before the call")
 

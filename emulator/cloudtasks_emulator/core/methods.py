@@ -24,6 +24,7 @@ class Method:
 
     @property
     def python_name(self) -> str:
+        """``CreateTask`` -> ``create_task``: the service method implementing the RPC."""
         return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
 
 

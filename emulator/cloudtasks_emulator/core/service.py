@@ -56,14 +56,15 @@ class CloudTasksService:
         self.dispatcher: Dispatch | None = None  # set by the server once the dispatcher exists
         self._queue_lock = threading.Lock()  # read-modify-write of queue records
         self._valid_queue_names: set[str] = set()  # names rules.queue_name_error accepted
+        self._implementations = {name: getattr(self, method.python_name) for name, method in METHODS.items()}
 
     def invoke(self, method_name: str, request: Any) -> Any:
-        method = METHODS.get(method_name)
-        if method is None:
+        implementation = self._implementations.get(method_name)
+        if implementation is None:
             raise ApiError(grpc.StatusCode.UNIMPLEMENTED, f"Method {method_name} is not implemented.")
         if self.faults is not None:
             self.faults.before_call(method_name)
-        response = getattr(self, method.python_name)(request)
+        response = implementation(request)
         if self.faults is not None:
             self.faults.after_commit(method_name)
         return response
@@ -250,8 +251,7 @@ class CloudTasksService:
         parent = request.parent
         _check(self._queue_name_error(parent))
         m.check_view(request.response_view)
-        task = m.Task()
-        task.CopyFrom(request.task)
+        task = request.task  # the request is ours: completed in place, stored, and returned
         if task.name:
             _check(rules.task_name_error(task.name, parent))
         else:

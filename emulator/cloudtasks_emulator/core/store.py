@@ -5,9 +5,17 @@ in-flight flag). One connection behind one lock: every operation is a short tran
 gRPC thread pool and the dispatcher workers can share it. With a data directory the database runs
 in WAL mode with synchronous=NORMAL: a committed transaction is in the WAL before the RPC answers,
 so it survives ``kill -9`` of the emulator (not a power cut, which the emulator does not promise).
+
+The temporary store promises nothing across a crash, so it writes CreateTask rows behind: they wait
+in memory and the next store operation (any read or write) inserts them in one transaction first.
+A create then runs no SQL at all, which matters because every ``sqlite3`` call hands the GIL to
+another thread and back. Its checks stay exact: the store keeps the set of queue names, and the
+hashes of every name that may be taken (a task or a reservation; a superset, rebuilt when it has
+doubled); only a name whose hash is in that set goes to the SQL checks.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import tempfile
@@ -19,10 +27,14 @@ from typing import Callable, Iterator
 from google.cloud import tasks_v2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+log = logging.getLogger("cloudtasks_emulator.store")
+
 Task = tasks_v2.Task.pb()
 Queue = tasks_v2.Queue.pb()
 
 DB_FILE_NAME = "emulator.sqlite3"
+_INSERT_ROW = "INSERT INTO tasks (name, queue, seq, schedule, created, data) VALUES (?, ?, ?, ?, ?, ?)"
+MAX_WRITE_BEHIND = 1000  # rows of the temporary store waiting for the next store operation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, data BLOB NOT NULL);
@@ -91,6 +103,13 @@ class Store:
         self._db.execute("UPDATE tasks SET in_flight = 0 WHERE in_flight = 1")
         row = self._db.execute("SELECT MAX(seq) FROM tasks").fetchone()
         self._seq = row[0] or 0
+        self._write_behind = not durable
+        self._pending: list[tuple] = []  # task rows not yet inserted (temp store)
+        self._queues = {r[0] for r in self._db.execute("SELECT name FROM queues")}
+        self._maybe_taken: set[int] = set()
+        self._rebuild_taken_at = 0
+        if self._write_behind:
+            self._rebuild_taken(0.0)
 
     def close(self) -> None:
         with self._lock:
@@ -100,18 +119,50 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, which first inserts the rows written behind."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                pending = self._insert_pending()
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            if pending:
+                self._pending = []  # only once committed: a rolled-back flush is tried again
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
+            self._flush()
             return self._db.execute(sql, args).fetchall()
+
+    def _flush(self) -> None:
+        if self._pending:
+            with self._tx():
+                pass
+
+    def _insert_pending(self) -> bool:
+        """Inside a transaction: insert the rows written behind (they are not cleared here)."""
+        if not self._pending:
+            return False
+        try:
+            self._db.executemany(_INSERT_ROW, self._pending)
+        except sqlite3.IntegrityError:  # a broken invariant must cost nothing but this log line
+            log.error("a task written behind was already stored; keeping the stored one")
+            self._db.executemany(_INSERT_ROW.replace("INSERT", "INSERT OR IGNORE", 1), self._pending)
+        return True
+
+    def _rebuild_taken(self, now: float) -> None:
+        """Recompute ``_maybe_taken`` from the tables (lock held, nothing pending)."""
+        rows = self._db.execute("SELECT name FROM tasks UNION ALL SELECT name FROM reservations WHERE expires > ?",
+                                (now,))
+        self._maybe_taken = {hash(r[0]) for r in rows}
+        self._rebuild_taken_at = max(2 * len(self._maybe_taken), 100_000)
+
+    def _may_be_taken(self, names: list[str]) -> None:
+        if self._write_behind:
+            self._maybe_taken.update(hash(n) for n in names)
 
     # --- Reservations ----------------------------------------------------------------------------
 
@@ -119,8 +170,8 @@ class Store:
         rows = self._query("SELECT 1 FROM reservations WHERE name = ? AND expires > ?", (name, now))
         return bool(rows)
 
-    @staticmethod
-    def _reserve(db: sqlite3.Connection, names: list[str], until: float) -> None:
+    def _reserve(self, db: sqlite3.Connection, names: list[str], until: float) -> None:
+        self._may_be_taken(names)
         db.executemany(
             "INSERT OR REPLACE INTO reservations (name, expires) VALUES (?, ?)", [(n, until) for n in names]
         )
@@ -131,18 +182,27 @@ class Store:
         rows = self._query("SELECT data FROM queues WHERE name = ?", (name,))
         return Queue.FromString(rows[0][0]) if rows else None
 
+    # The set of queue names gains a name only after the commit, and loses one before it (lock held
+    # throughout): at worst a create takes the SQL path, never a queue that is not there.
+
     def put_queue(self, queue: Queue) -> None:  # type: ignore[valid-type]
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO queues (name, data) VALUES (?, ?)", (queue.name, queue.SerializeToString()))
+        with self._lock:
+            with self._tx() as db:
+                db.execute("INSERT OR REPLACE INTO queues (name, data) VALUES (?, ?)",
+                           (queue.name, queue.SerializeToString()))
+            self._queues.add(queue.name)
 
     def create_queue(self, queue: Queue, now: float) -> str | None:  # type: ignore[valid-type]
         """Insert ``queue``; "exists" or "reserved" (deleted recently) when it cannot be."""
-        with self._tx() as db:
-            if db.execute("SELECT 1 FROM queues WHERE name = ?", (queue.name,)).fetchone():
-                return "exists"
-            if db.execute("SELECT 1 FROM reservations WHERE name = ? AND expires > ?", (queue.name, now)).fetchone():
-                return "reserved"
-            db.execute("INSERT INTO queues (name, data) VALUES (?, ?)", (queue.name, queue.SerializeToString()))
+        with self._lock:
+            with self._tx() as db:
+                if db.execute("SELECT 1 FROM queues WHERE name = ?", (queue.name,)).fetchone():
+                    return "exists"
+                if db.execute("SELECT 1 FROM reservations WHERE name = ? AND expires > ?",
+                              (queue.name, now)).fetchone():
+                    return "reserved"
+                db.execute("INSERT INTO queues (name, data) VALUES (?, ?)", (queue.name, queue.SerializeToString()))
+            self._queues.add(queue.name)
             return None
 
     def list_queues(self, location: str, after: str, limit: int) -> list[Queue]:  # type: ignore[valid-type]
@@ -157,6 +217,7 @@ class Store:
 
     def delete_queue(self, name: str, reserve_until: float) -> bool:
         with self._tx() as db:
+            self._queues.discard(name)
             if db.execute("DELETE FROM queues WHERE name = ?", (name,)).rowcount == 0:
                 return False
             db.execute("DELETE FROM tasks WHERE queue = ?", (name,))
@@ -190,14 +251,28 @@ class Store:
         ``prepare(queue)`` completes the task before it is stored and returns its schedule time (epoch
         seconds); it gets the stored queue when ``with_queue`` (read in the same transaction as the
         insert), else None. ``auto_queue`` is inserted when the queue is missing, instead of "no-queue".
-        The common case (neither) is a single autocommit INSERT whose conditions check the queue and
-        the name reservation; a taken name shows as a primary-key violation. Either way the row is
-        committed before this returns."""
-        if not with_queue and auto_queue is None:
-            schedule = prepare(None)
-            data = task.SerializeToString()
+        The common case (neither) needs no transaction: on the temporary store the row is written
+        behind (see the module's docstring), else a single autocommit INSERT whose conditions check
+        the queue and the name reservation; a taken name shows as a primary-key violation. Either way
+        the task is visible to every store operation once this returns."""
+        prepared: tuple[float, bytes] | None = None
+        if not with_queue:
+            prepared = (prepare(None), task.SerializeToString())
             with self._lock:
-                return self._insert_task(self._db, task.name, queue, schedule, created, now, data)
+                key = hash(task.name)
+                if self._write_behind and queue in self._queues and key not in self._maybe_taken:
+                    self._seq += 1
+                    self._pending.append((task.name, queue, self._seq, prepared[0], created, prepared[1]))
+                    self._maybe_taken.add(key)
+                    if len(self._pending) >= MAX_WRITE_BEHIND:
+                        self._flush()
+                    if len(self._maybe_taken) > self._rebuild_taken_at:
+                        self._flush()
+                        self._rebuild_taken(now)
+                    return None
+                if auto_queue is None:
+                    self._flush()
+                    return self._insert_task(self._db, task.name, queue, prepared[0], created, now, prepared[1])
         with self._tx() as db:
             row = db.execute("SELECT data FROM queues WHERE name = ?", (queue,)).fetchone()
             stored: Queue | None = None  # type: ignore[valid-type]
@@ -209,8 +284,12 @@ class Store:
                 stored = auto_queue
             elif with_queue:
                 stored = Queue.FromString(row[0])
-            schedule = prepare(stored if with_queue else None)
-            return self._insert_task(db, task.name, queue, schedule, created, now, task.SerializeToString())
+            schedule, data = prepared or (prepare(stored), task.SerializeToString())
+            outcome = self._insert_task(db, task.name, queue, schedule, created, now, data)
+        if row is None:
+            with self._lock:
+                self._queues.add(queue)
+        return outcome
 
     def _insert_task(self, db: sqlite3.Connection, name: str, queue: str, schedule: float, created: float,
                      now: float, data: bytes) -> str | None:
@@ -224,6 +303,7 @@ class Store:
                 raise
             return "exists"
         if inserted:
+            self._may_be_taken([name])
             return None
         # Not inserted: say why, in the order the service checks (queue, name taken, reservation).
         has_queue, exists = db.execute(
