@@ -9,6 +9,7 @@ import pytest
 
 from cloudtasks_emulator.core import messages as m
 from cloudtasks_emulator.core.errors import ApiError
+from cloudtasks_emulator.core.name_filter import NameFilter
 from cloudtasks_emulator.core.service import QUEUE_MISSING, TASK_RESERVED, CloudTasksService
 from cloudtasks_emulator.core.store import Store
 
@@ -74,18 +75,26 @@ def test_purge_removes_tasks_still_written_behind(service):
     assert _refused(lambda: _create(service, "a"))[1] == TASK_RESERVED
 
 
-def test_the_set_of_taken_names_stays_exact_across_rebuilds(service):
+def test_taken_names_stay_refused_across_rebuilds_of_the_name_filter(service):
     store = service.store
-    store._rebuild_taken_at = 3  # rebuild on the fourth name
+    store._maybe_taken = NameFilter(3)  # full at the third name: rebuilt from the tables
     for i in range(10):
         _create(service, f"t{i}")
     assert store.delete_task(f"{QUEUE}/tasks/t0", time.time() + 3600)
-    store._rebuild_taken_at = 0
-    _create(service, "t10")  # rebuilds: tasks and live reservations only
-    assert len(store._maybe_taken) == 11
+    store._maybe_taken = NameFilter(1)
+    _create(service, "t10")  # fills it: rebuilt from tasks and live reservations
+    assert store._maybe_taken.count == 11 and not store._maybe_taken.full
     assert _refused(lambda: _create(service, "t0"))[1] == TASK_RESERVED
     assert _refused(lambda: _create(service, "t5"))[0] == grpc.StatusCode.ALREADY_EXISTS
     assert len(store.list_tasks(QUEUE, "", 100)) == 10
+
+
+def test_the_name_filter_never_forgets_a_name_and_rarely_imagines_one():
+    names = [f"{QUEUE}/tasks/n{i}" for i in range(5000)]
+    f = NameFilter.of(iter(names[:2500]), 2500, min_capacity=2500)
+    assert all(n in f for n in names[:2500])
+    false_maybe = sum(n in f for n in names[2500:])
+    assert false_maybe < 2500 * 0.05
 
 
 def test_a_failed_write_loses_nothing_and_is_tried_again(service):

@@ -9,9 +9,9 @@ so it survives ``kill -9`` of the emulator (not a power cut, which the emulator 
 The temporary store promises nothing across a crash, so it writes CreateTask rows behind: they wait
 in memory and the next store operation (any read or write) inserts them in one transaction first.
 A create then runs no SQL at all, which matters because every ``sqlite3`` call hands the GIL to
-another thread and back. Its checks stay exact: the store keeps the set of queue names, and the
-hashes of every name that may be taken (a task or a reservation; a superset, rebuilt when it has
-doubled); only a name whose hash is in that set goes to the SQL checks.
+another thread and back. Its checks stay exact: the store keeps the set of queue names, and a Bloom
+filter of every name that may be taken (a task or a reservation; rebuilt from the tables when full);
+only a name the filter may know goes to the SQL checks.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from typing import Callable, Iterator
 from google.cloud import tasks_v2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from .name_filter import NameFilter
+
 log = logging.getLogger("cloudtasks_emulator.store")
 
 Task = tasks_v2.Task.pb()
@@ -35,6 +37,7 @@ Queue = tasks_v2.Queue.pb()
 DB_FILE_NAME = "emulator.sqlite3"
 _INSERT_ROW = "INSERT INTO tasks (name, queue, seq, schedule, created, data) VALUES (?, ?, ?, ?, ?, ?)"
 MAX_WRITE_BEHIND = 1000  # rows of the temporary store waiting for the next store operation
+MIN_NAME_FILTER_CAPACITY = 1 << 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, data BLOB NOT NULL);
@@ -106,8 +109,7 @@ class Store:
         self._write_behind = not durable
         self._pending: list[tuple] = []  # task rows not yet inserted (temp store)
         self._queues = {r[0] for r in self._db.execute("SELECT name FROM queues")}
-        self._maybe_taken: set[int] = set()
-        self._rebuild_taken_at = 0
+        self._maybe_taken = NameFilter(1)
         if self._write_behind:
             self._rebuild_taken(0.0)
 
@@ -155,14 +157,15 @@ class Store:
 
     def _rebuild_taken(self, now: float) -> None:
         """Recompute ``_maybe_taken`` from the tables (lock held, nothing pending)."""
-        rows = self._db.execute("SELECT name FROM tasks UNION ALL SELECT name FROM reservations WHERE expires > ?",
-                                (now,))
-        self._maybe_taken = {hash(r[0]) for r in rows}
-        self._rebuild_taken_at = max(2 * len(self._maybe_taken), 100_000)
+        live = "SELECT name FROM tasks UNION ALL SELECT name FROM reservations WHERE expires > ?"
+        count = self._db.execute(f"SELECT COUNT(*) FROM ({live})", (now,)).fetchone()[0]
+        rows = self._db.execute(live, (now,))
+        self._maybe_taken = NameFilter.of((r[0] for r in rows), count, MIN_NAME_FILTER_CAPACITY)
 
     def _may_be_taken(self, names: list[str]) -> None:
         if self._write_behind:
-            self._maybe_taken.update(hash(n) for n in names)
+            for name in names:
+                self._maybe_taken.add(name)
 
     # --- Reservations ----------------------------------------------------------------------------
 
@@ -259,14 +262,13 @@ class Store:
         if not with_queue:
             prepared = (prepare(None), task.SerializeToString())
             with self._lock:
-                key = hash(task.name)
-                if self._write_behind and queue in self._queues and key not in self._maybe_taken:
+                if self._write_behind and queue in self._queues and task.name not in self._maybe_taken:
                     self._seq += 1
                     self._pending.append((task.name, queue, self._seq, prepared[0], created, prepared[1]))
-                    self._maybe_taken.add(key)
+                    self._maybe_taken.add(task.name)
                     if len(self._pending) >= MAX_WRITE_BEHIND:
                         self._flush()
-                    if len(self._maybe_taken) > self._rebuild_taken_at:
+                    if self._maybe_taken.full:
                         self._flush()
                         self._rebuild_taken(now)
                     return None
