@@ -272,11 +272,11 @@ def test_huge_body_is_413_without_reading_it(fake_http) -> None:
 def test_garbage_on_the_wire_never_stops_the_server(fake_http, data) -> None:
     server, _ = fake_http
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
         try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
             s.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except OSError:  # the server may refuse and close before all of it is sent (reset, not connected)
             pass
     _still_serving(server.url)
 
