@@ -74,7 +74,10 @@ def retry_policy(deadline: float = RETRY_DEADLINE_SECONDS) -> retries.Retry:
     )
 
 
-def _call(method: Any, request: dict[str, Any], deadline: float) -> Any:
+_CreateTaskRequestPb = tasks_v2.CreateTaskRequest.pb()
+
+
+def _call(method: Any, request: Any, deadline: float) -> Any:
     return method(request=request, retry=retry_policy(deadline), timeout=CALL_TIMEOUT_SECONDS)
 
 
@@ -92,7 +95,9 @@ def create_task(parent: str, task: tasks_v2.Task, view: tasks_v2.Task.View = tas
     """CreateTask; retried like the idempotent calls, so ``task.name`` must be set."""
     if not task.name:
         raise ValueError("create_task needs a named task: an unnamed one is not safe to retry")
-    return _call(get_client().create_task, {"parent": parent, "task": task, "response_view": view}, deadline)
+    request = _CreateTaskRequestPb(parent=parent, response_view=view)
+    request.task.CopyFrom(tasks_v2.Task.pb(task))  # raw protobufs: no proto-plus marshalling per field
+    return _call(get_client().create_task, tasks_v2.CreateTaskRequest.wrap(request), deadline)
 
 
 def reset_clients() -> None:
