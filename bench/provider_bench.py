@@ -174,3 +174,91 @@ def provider_vs_raw(runs: int, count: int) -> list[Figure]:
                f"`CloudTasksClient.__init__` calls; {len(creates)} creates were served.",
                target="exactly 1 per process", passed=n_clients == 1),
     ]
+
+
+# --- 6c. What a nested call costs: grpcio alone, no Pulumi --------------------------------------------
+
+_RELAY = '''
+import sys, threading
+from concurrent import futures
+import grpc
+from google.protobuf import empty_pb2
+from cloudtasks_emulator.core.methods import METHODS, SERVICE_NAME
+
+emulator, queue = sys.argv[1], sys.argv[2]
+channel = grpc.insecure_channel(emulator)
+create = channel.unary_unary(f"/{SERVICE_NAME}/CreateTask", request_serializer=METHODS["CreateTask"].request.SerializeToString,
+                             response_deserializer=METHODS["CreateTask"].response.FromString)
+counter = iter(range(10**9))
+
+def relay(request, context):  # one blocking CreateTask per call, like a provider's create
+    req = METHODS["CreateTask"].request(parent=queue)
+    req.task.name = f"{queue}/tasks/relay-{next(counter)}"
+    req.task.http_request.url = "https://api.example.com/reindex"
+    req.task.schedule_time.GetCurrentTime()
+    req.task.schedule_time.seconds += 86400
+    create(req, timeout=30)
+    return empty_pb2.Empty()
+
+def noop(request, context):
+    return empty_pb2.Empty()
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))  # as `python -m pulumi.dynamic` does
+handlers = {name: grpc.unary_unary_rpc_method_handler(fn, request_deserializer=empty_pb2.Empty.FromString,
+                                                      response_serializer=empty_pb2.Empty.SerializeToString)
+            for name, fn in (("Relay", relay), ("Noop", noop))}
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Relay", handlers),))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(f"export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:{port}", flush=True)
+threading.Event().wait()
+'''
+
+
+def nested_call(runs: int, count: int) -> list[Figure]:
+    """A plain grpcio server (4 threads, like the SDK's) whose handler makes one CreateTask to the
+    emulator, called one call at a time, against the same server's do-nothing handler and against
+    calling the emulator directly: how much of 6a is just two round trips instead of one."""
+    import grpc
+    from google.protobuf import empty_pb2
+
+    from common import ready_subprocess, raw_callables
+    from emulator_bench import _task_request
+
+    relay_t, noop_t, direct_t = [], [], []
+    with emulator_subprocess([QUEUE]) as emu, ready_subprocess([VENV_PY, "-c", _RELAY, emu.grpc_target, QUEUE]) as relay:
+        channel = grpc.insecure_channel(relay.grpc_target)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        calls = {name: channel.unary_unary(f"/bench.Relay/{name}", request_serializer=empty_pb2.Empty.SerializeToString,
+                                           response_deserializer=empty_pb2.Empty.FromString) for name in ("Relay", "Noop")}
+        emu_channel, emu_calls = raw_callables(emu.grpc_target)
+        try:
+            for run in range(runs + 1):
+                reqs = [_task_request(QUEUE, f"direct-{run}-{i}-{uuid.uuid4().hex[:4]}", "https://api.example.com/reindex",
+                                      86400) for i in range(count)]
+                timings = []
+                for call in (lambda _i: calls["Relay"](empty_pb2.Empty(), timeout=30),
+                             lambda _i: calls["Noop"](empty_pb2.Empty(), timeout=30),
+                             lambda i: emu_calls["CreateTask"](reqs[i], timeout=30)):
+                    t0 = time.perf_counter()
+                    for i in range(count):
+                        call(i)
+                    timings.append((time.perf_counter() - t0) / count * 1000)
+                if run:
+                    relay_t.append(timings[0])
+                    noop_t.append(timings[1])
+                    direct_t.append(timings[2])
+                log(f"nested run {run}: relay {timings[0]:.2f} ms, its no-op {timings[1]:.2f} ms, direct {timings[2]:.2f} ms")
+        finally:
+            channel.close()
+            emu_channel.close()
+    method = ("`bench/provider_bench.py` `_RELAY`: a grpcio server in its own process (ThreadPoolExecutor(4), as "
+              "`python -m pulumi.dynamic`), whose `Relay` handler makes one blocking raw CreateTask to the emulator; "
+              f"{count} calls one after another per run from the bench process, against the same server's no-op "
+              "handler and against raw CreateTask calls straight to the emulator; warm-up run discarded.")
+    return [Figure("6c", "a call whose handler makes one CreateTask (grpcio only, no Pulumi)", "ms", relay_t, method,
+                   baseline_runs=direct_t, baseline_label="the CreateTask call made directly",
+                   target="(no target; explains 6a)",
+                   notes=[f"the same server's do-nothing handler: {spread(noop_t, 'ms')} per call; no-op + direct = "
+                          f"{median(noop_t) + median(direct_t):.2f} ms against {median(relay_t):.2f} ms for the nested call: "
+                          "a nested call costs two round trips, so any server in front of CreateTask starts near 2×."])]

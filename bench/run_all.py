@@ -38,7 +38,7 @@ def sections(sizes: dict) -> list[tuple[str, str, object]]:
         ("3", "slow handlers in parallel", lambda: e.slow_handlers(*sizes["slow"])),
         ("4", "idle CPU", lambda: e.idle_cpu(*sizes["idle"])),
         ("5", "memory with pending tasks", lambda: e.memory(*sizes["memory"])),
-        ("6", "provider create vs raw client", lambda: p.provider_vs_raw(*sizes["provider"])),
+        ("6", "provider create vs raw client", lambda: p.provider_vs_raw(*sizes["provider"]) + p.nested_call(*sizes["provider"])),
         ("7", "stack up/destroy vs raw loop", lambda: s.stack_up_destroy(*sizes["stack"])),
         ("8", "fault runs", lambda: s.fault_runs(*sizes["faults"])),
     ]
