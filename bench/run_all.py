@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Figure, fmt, loadavg, log, machine_info, median, spread  # noqa: E402
 
-FULL = {"throughput": (5, 250), "dispatch": (5, 1000), "slow": (5,), "idle": (3, 10.0), "memory": (100_000, 3),
+FULL = {"throughput": (9, 250), "dispatch": (5, 1000), "slow": (5,), "idle": (3, 10.0), "memory": (100_000, 3),
         "provider": (5, 200), "stack": (3, 200), "faults": (3, 100)}
 QUICK = {"throughput": (2, 50), "dispatch": (2, 1000), "slow": (2,), "idle": (1, 3.0), "memory": (5_000, 1),
          "provider": (2, 50), "stack": (1, 20), "faults": (1, 20)}
@@ -82,6 +82,20 @@ def render(figs: list[Figure], errors: list[str], info: dict[str, str], loads: l
     return "\n".join(lines) + "\n"
 
 
+def _run_section(key: str, quick: bool) -> list[Figure]:
+    return next(run for k, _, run in sections(QUICK if quick else FULL) if k == key)()  # type: ignore[operator]
+
+
+def _in_fresh_process(key: str, quick: bool) -> list[Figure]:
+    """Each section in its own Python process: a figure must not depend on what ran before it (a full run
+    once measured the empty-stack `pulumi up` of figure 7 at 6 s after figures 1-6 in the same process,
+    1 s on its own)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_run_section, (key, quick))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs (smoke check)")
@@ -102,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     loads = [("at start", loadavg())]
     figs: list[Figure] = []
     errors: list[str] = []
-    for key, title, run in sections(QUICK if args.quick else FULL):
+    for key, title, _ in sections(QUICK if args.quick else FULL):
         if only and key not in only:
             continue
         log(f"== {key}. {title} (load {loadavg()})")
         s0 = time.perf_counter()
         try:
-            figs += run()  # type: ignore[operator]
+            figs += _in_fresh_process(key, args.quick)
         except Exception as exc:
             traceback.print_exc()
             errors.append(f"{key}. {title}: {type(exc).__name__}: {str(exc)[:500]}")

@@ -95,6 +95,8 @@ def test_the_name_filter_never_forgets_a_name_and_rarely_imagines_one():
     assert all(n in f for n in names[:2500])
     false_maybe = sum(n in f for n in names[2500:])
     assert false_maybe < 2500 * 0.05
+    fresh = NameFilter(10)
+    assert fresh.add_if_new("a") and "a" in fresh and not fresh.add_if_new("a") and fresh.count == 1
 
 
 def test_a_failed_write_loses_nothing_and_is_tried_again(service):

@@ -139,7 +139,8 @@ def fill_task_defaults(task: Task, now: float, app_engine_host: str) -> None:  #
         task.schedule_time.CopyFrom(timestamp(now, 1000))
     else:
         task.schedule_time.nanos -= task.schedule_time.nanos % 1000
-    task.create_time.CopyFrom(Timestamp(seconds=int(now)))
+    task.create_time.seconds = int(now)  # output-only, cleared before: whole seconds, no nanos
+    task.create_time.nanos = 0
 
 
 def _set_header(headers: Any, name: str, value: str) -> None:

@@ -42,6 +42,18 @@ class NameFilter:
             bits[pos >> 3] |= 1 << (pos & 7)
         self.count += 1
 
+    def add_if_new(self, name: str) -> bool:
+        """Add ``name`` and return True when the filter surely did not have it; else change nothing
+        and return False (it may have it). One hashing for both."""
+        positions = self._positions(name)
+        bits = self._bits
+        if all(bits[pos >> 3] & (1 << (pos & 7)) for pos in positions):
+            return False
+        for pos in positions:
+            bits[pos >> 3] |= 1 << (pos & 7)
+        self.count += 1
+        return True
+
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False

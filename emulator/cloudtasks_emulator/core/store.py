@@ -262,10 +262,9 @@ class Store:
         if not with_queue:
             prepared = (prepare(None), task.SerializeToString())
             with self._lock:
-                if self._write_behind and queue in self._queues and task.name not in self._maybe_taken:
+                if self._write_behind and queue in self._queues and self._maybe_taken.add_if_new(task.name):
                     self._seq += 1
                     self._pending.append((task.name, queue, self._seq, prepared[0], created, prepared[1]))
-                    self._maybe_taken.add(task.name)
                     if len(self._pending) >= MAX_WRITE_BEHIND:
                         self._flush()
                     if self._maybe_taken.full:
