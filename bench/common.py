@@ -178,6 +178,11 @@ class EmulatorProc:
     process: subprocess.Popen
     grpc_target: str
     http_url: str | None
+    stderr: Any = None  # the process's stderr, a file (its log)
+
+    def log_text(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
 
     @property
     def pid(self) -> int:
@@ -214,7 +219,7 @@ def ready_subprocess(args: list[str]) -> Iterator[EmulatorProc]:
             raise RuntimeError(f"emulator did not start: {errf.read()[-2000:]}")
         errf.seek(0)
         http = HTTP_RE.search(errf.read())
-        yield EmulatorProc(proc, match.group(1), http.group(1) if http else None)
+        yield EmulatorProc(proc, match.group(1), http.group(1) if http else None, errf)
     finally:
         stop_process(proc)
         errf.close()
@@ -365,3 +370,39 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+class WorkerProcess:
+    """``Worker`` with the same ``url``/``reset``/``wait_for``/``records``, run in its own process
+    (bench/worker_process.py): receive times free of the bench process's GIL."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([VENV_PY, str(BENCH / "worker_process.py")], stdout=subprocess.PIPE, text=True,
+                                     cwd=str(BENCH))
+        line = _readline_with_timeout(self.proc, 30)
+        if not line:
+            stop_process(self.proc)
+            raise RuntimeError("bench/worker_process.py did not start")
+        self.url, self._control = line.split()
+
+    def __enter__(self) -> "WorkerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop_process(self.proc)
+
+    @property
+    def records(self) -> list[tuple[float, float, float, str]]:
+        with urllib.request.urlopen(self._control, timeout=30) as resp:
+            return [tuple(r) for r in json.loads(resp.read())]
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(self._control, data=b"", method="POST"), timeout=30).close()
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        deadline = time.time() + timeout
+        while len(self.records) < n:
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True

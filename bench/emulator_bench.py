@@ -2,12 +2,13 @@
 worker run in this process."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
 
 from common import (VENV_PY, BENCH, Figure, Worker, create_queue, emulator_subprocess, log, max_in_window, median,
-                    percentile, proc_cpu_seconds, proc_status_kib, raw_callables, ready_subprocess,
+                    percentile, proc_cpu_seconds, proc_status_kib, raw_callables, ready_subprocess, spread, WorkerProcess,
                     run_concurrently, fmt)
 
 PROJECT_LOC = "projects/bench/locations/us-central1"
@@ -116,8 +117,8 @@ def throughput(runs: int, per_caller: int) -> list[Figure]:
 # --- 2. 1000 immediate tasks to a no-op worker; 3. 20 slow handlers -------------------------------
 
 def dispatch(runs: int, count: int) -> list[Figure]:
-    totals, windows, p50s, p99s, creates = [], [], [], [], []
-    with emulator_subprocess() as emu, Worker() as worker:
+    totals, windows, claim_windows, p50s, p99s, creates = [], [], [], [], [], []
+    with emulator_subprocess(extra=["--log-level", "INFO"]) as emu, WorkerProcess() as worker:
         for run in range(runs):
             queue = f"{PROJECT_LOC}/queues/dispatch-{run}-{uuid.uuid4().hex[:6]}"
             create_queue(emu.grpc_target, queue)  # fresh queue: defaults 500/s, burst 100, a full bucket
@@ -131,23 +132,32 @@ def dispatch(runs: int, count: int) -> list[Figure]:
             lags = [r[0] - r[2] for r in recs]
             totals.append(max(received) - t0)
             windows.append(max_in_window(received, 1.0))
+            claimed = [float(t) for t in re.findall(rf"queue {re.escape(queue)} claimed at ([0-9.]+)", emu.log_text())]
+            if len(claimed) != count:
+                raise RuntimeError(f"{len(claimed)} claims of {count} tasks in the emulator's log")
+            claim_windows.append(max_in_window(claimed, 1.0))
             p50s.append(percentile(lags, 50) * 1000)
             p99s.append(percentile(lags, 99) * 1000)
             creates.append(elapsed)
             log(f"dispatch run {run}: {count} delivered in {totals[-1]:.2f}s (creates took {elapsed:.2f}s), "
-                f"max/1s {windows[-1]}, lag p50 {p50s[-1]:.0f}ms p99 {p99s[-1]:.0f}ms, deliveries {len(recs)}")
+                f"max/1s {windows[-1]} received, {claim_windows[-1]} claimed, lag p50 {p50s[-1]:.0f}ms p99 {p99s[-1]:.0f}ms, deliveries {len(recs)}")
     method = (f"Emulator subprocess, a fresh queue per run with the default rate limits (500/s, burst 100, "
               f"1000 concurrent); {CALLERS} threads create {count} immediate HTTP tasks to a ThreadingHTTPServer "
-              "no-op worker in the bench process. Time from the first CreateTask to the last request received.")
+              "no-op worker in a process of its own (`bench/worker_process.py`: receive times not held up by the "
+              "callers' GIL). Time from the first CreateTask to the last request received.")
     floor = max(0.0, (count - 100) / 500.0)
     return [
         Figure("2a", f"{count} immediate tasks: first create → last delivery", "s", totals, method,
                target="≤ 2 s", passed=median(totals) <= 2.0,
                notes=[f"The rate limit alone bounds this from below at (N − burst)/rate = {floor:.2f} s; "
                       f"the {count} CreateTasks themselves took {fmt(median(creates), 's')} (median)."]),
-        Figure("2b", "max deliveries in any 1 s window", "deliveries", [float(w) for w in windows],
-               method + " Sliding 1 s window over receive times.", target="≤ 600 (500/s + burst 100)",
-               passed=max(windows) <= 600),
+        Figure("2b", "max dispatches claimed in any 1 s window", "dispatches", [float(w) for w in claim_windows],
+               method + " Sliding 1 s window over the times the dispatcher claimed each attempt under the rate "
+               "limits (the emulator's INFO log, `claimed at`).", target="≤ 600 (500/s + burst 100)",
+               passed=max(claim_windows) <= 600,
+               notes=[f"The same window over the worker's receive times: {spread(windows, 'deliveries')}. It "
+                      "may exceed 600 by a few: the burst's requests are claimed at one instant but received "
+                      "over several ms, so a receive-time window can hold a little more than 1 s of claims."]),
         Figure("2c", "dispatch lag p50 (received − X-CloudTasks-TaskETA)", "ms", p50s, method, target="(no target)"),
         Figure("2d", "dispatch lag p99", "ms", p99s, method,
                target="(no target)",

@@ -206,7 +206,9 @@ class Dispatcher:
     def _attempt(self, claim: Claim) -> None:
         try:
             prepared = delivery.prepare(claim, self.authorizer, self.app_engine_url)
-            log.info("dispatch %s", delivery.redacted(prepared))
+            # The claim time is when the rate limits let the attempt go (what they constrain).
+            log.info("dispatch %s; queue %s claimed at %.6f", delivery.redacted(prepared), claim.queue,
+                     m.epoch(claim.dispatch_time))
             outcome = delivery.send(prepared)
             log.info("task %s: %s", claim.name, outcome.status if outcome.status is not None else outcome.error)
             if self._running:  # after stop() the store may be closed: the attempt reruns at restart
