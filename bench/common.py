@@ -396,12 +396,16 @@ class WorkerProcess:
         with urllib.request.urlopen(self._control, timeout=30) as resp:
             return [tuple(r) for r in json.loads(resp.read())]
 
+    def _count(self) -> int:
+        with urllib.request.urlopen(self._control + "/count", timeout=30) as resp:
+            return int(json.loads(resp.read()))
+
     def reset(self) -> None:
         urllib.request.urlopen(urllib.request.Request(self._control, data=b"", method="POST"), timeout=30).close()
 
     def wait_for(self, n: int, timeout: float) -> bool:
         deadline = time.time() + timeout
-        while len(self.records) < n:
+        while self._count() < n:
             if time.time() >= deadline:
                 return False
             time.sleep(0.05)

@@ -1,6 +1,6 @@
 """The figure-2 worker in a process of its own, so its receive times do not wait for the GIL of the
-bench process (where 16 threads are busy creating the tasks): `common.Worker` plus `GET /_records`
-(JSON list of its records) and `POST /_reset`. Prints its URL when ready, serves until SIGTERM."""
+bench process (where 16 threads are busy creating the tasks): `common.Worker` plus a control port with
+`GET /` (its records, JSON), `GET /count` and `POST /` (reset). Prints its URL when ready, serves until SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -18,9 +18,9 @@ def main() -> None:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:
+            def do_GET(self) -> None:  # /count: how many so far; anything else: the records
                 with worker.lock:
-                    body = json.dumps(worker.records).encode()
+                    body = json.dumps(len(worker.records) if self.path == "/count" else worker.records).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

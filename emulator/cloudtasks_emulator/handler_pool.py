@@ -5,6 +5,9 @@ only hand the GIL back and forth (each hand-off a context switch), which costs m
 So at most ``runnable`` handlers compute at once. A handler that is about to wait rather than compute
 (an injected latency fault) says so with ``blocking()``; while it waits, another thread may take a
 queued call, so a slow call never holds up the others. Threads above ``runnable`` retire when idle.
+
+The dispatcher runs its attempts on one too, with ``runnable`` = its worker count: attempts mostly wait
+on the network, so there the limit is how many may be in flight.
 """
 from __future__ import annotations
 

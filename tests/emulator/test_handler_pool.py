@@ -72,10 +72,22 @@ def test_results_and_exceptions_reach_the_futures_and_shutdown_refuses_new_calls
         pool.submit(lambda: None)
 
 
-def test_blocking_outside_a_pool_thread_does_nothing():
-    with handler_pool.blocking():
-        pass
-    handler_pool.sleep(0)
+def test_blocking_frees_the_slot_of_the_pool_running_the_thread_and_nothing_elsewhere():
+    pool = HandlerPool(runnable=1)
+    active: list[int] = []
+
+    def call() -> None:
+        with handler_pool.blocking():
+            with pool._cond:
+                active.append(pool._active)
+        with pool._cond:
+            active.append(pool._active)
+
+    pool.submit(call).result(timeout=10)
+    assert active == [0, 1]
+    with handler_pool.blocking():  # not a pool thread: no slot to give, no error
+        assert getattr(handler_pool._current, "pool", None) is None
+    pool.shutdown()
 
 
 def test_calls_delayed_by_an_injected_latency_do_not_hold_up_other_rpcs():

@@ -10,16 +10,16 @@ its name in one transaction; any other result reschedules it per the queue's Ret
 from __future__ import annotations
 
 import logging
-import queue as queue_mod
 import threading
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any
 
 from google.rpc import status_pb2
 
 from . import delivery
 from . import messages as m
 from . import rules
+from ..handler_pool import HandlerPool
 from .clock import Clock
 from .store import Claim, Store
 
@@ -39,40 +39,6 @@ class _Bucket:
         self.updated = now
 
 
-class _Pool:
-    """At most ``size`` daemon threads, started on demand (daemon: a hanging target never blocks exit)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._jobs: queue_mod.SimpleQueue[Callable[[], None] | None] = queue_mod.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle == 0 and len(self._threads) < self.size:
-                thread = threading.Thread(target=self._work, name=f"cloudtasks-dispatch-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                self._idle += 1
-                thread.start()
-            self._idle -= 1
-        self._jobs.put(job)
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                job()
-            except Exception:  # a bug in one attempt must not kill the worker
-                log.exception("dispatch attempt failed")
-            with self._lock:
-                self._idle += 1
-
-    def stop(self) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-
-
 class Dispatcher:
     def __init__(self, store: Store, clock: Clock, *, oidc: Any | None = None,
                  app_engine_url: str = "http://127.0.0.1:8080", workers: int = 100,
@@ -82,7 +48,8 @@ class Dispatcher:
         self.authorizer = delivery.Authorizer(oidc)
         self.app_engine_url = app_engine_url
         self.name_reservation = name_reservation
-        self._pool = _Pool(workers)
+        # Attempts mostly wait on the network: ``workers`` of them may be in flight at once.
+        self._pool = HandlerPool(runnable=workers, max_threads=workers, name="cloudtasks-dispatch")
         self._cond = threading.Condition()
         self._dirty = False
         # When the scheduler will look again on its own (clock seconds; inf: not until woken); None
@@ -106,7 +73,7 @@ class Dispatcher:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._pool.stop()
+        self._pool.shutdown(wait=False)  # daemon threads: a hanging target never blocks exit
 
     def wake(self, due: float | None = None) -> None:
         """Something changed (a task, a queue, a finished attempt): re-plan now. ``due``: the only
@@ -199,9 +166,15 @@ class Dispatcher:
     def _start(self, claim: Claim) -> None:
         with self._inflight_lock:
             self._inflight[claim.queue] += 1
-        self._pool.submit(lambda: self._attempt(claim))
+        self._pool.submit(self._attempt_logged, claim)
 
     # --- One attempt -----------------------------------------------------------------------------
+
+    def _attempt_logged(self, claim: Claim) -> None:
+        try:
+            self._attempt(claim)
+        except Exception:  # a bug in one attempt must cost that attempt only, and be seen
+            log.exception("dispatch attempt failed")
 
     def _attempt(self, claim: Claim) -> None:
         try:
